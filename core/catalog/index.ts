@@ -1,0 +1,6 @@
+export { Catalog, inTransaction, isUniqueViolation } from './catalog.js';
+export { AccountStore, hashApiKey, type Account, type ApiKeyRecord, type IssuedApiKey } from './accounts.js';
+export { TenantStore, type TenantRecord } from './tenants.js';
+export { DbStore, publicDb, type PublicDb, type DbPatch, type DbUpdateGuard } from './dbs.js';
+export { EventStore, type CatalogEvent, type NewEvent } from './events.js';
+export { startEmbeddedCatalog, type EmbeddedCatalog } from './embedded.js';

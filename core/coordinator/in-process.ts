@@ -1,0 +1,84 @@
+import { EventEmitter } from 'node:events';
+import { sumActivity, ControlRequestError, type ActivityReport, type ControlRequest, type Coordinator, type DbActivity, type DbChanged, type EventAppended, type Unsubscribe } from './coordinator.js';
+
+/** The embedded coordinator: every role in one process, so Maps and an EventEmitter are the whole story. */
+export class InProcessCoordinator implements Coordinator {
+  #bus = new EventEmitter().setMaxListeners(0);
+  #handler: ((req: ControlRequest) => Promise<void>) | undefined;
+  #flights = new Map<string, Promise<unknown>>();
+  #reports = new Map<string, { report: ActivityReport; expiresAt: number }>();
+
+  publishDbChanged(msg: DbChanged): void {
+    this.#bus.emit('db', msg);
+  }
+
+  onDbChanged(listener: (msg: DbChanged) => void): Unsubscribe {
+    this.#bus.on('db', listener);
+    return () => this.#bus.off('db', listener);
+  }
+
+  publishEventAppended(msg: EventAppended): void {
+    this.#bus.emit('event', msg);
+  }
+
+  onEventAppended(listener: (msg: EventAppended) => void): Unsubscribe {
+    this.#bus.on('event', listener);
+    return () => this.#bus.off('event', listener);
+  }
+
+  serveControlRequests(handler: (req: ControlRequest) => Promise<void>): Unsubscribe {
+    this.#handler = handler;
+    return () => {
+      if (this.#handler === handler) this.#handler = undefined;
+    };
+  }
+
+  async requestControl(req: ControlRequest, timeoutMs: number): Promise<void> {
+    const handler = this.#handler;
+    if (!handler) throw new ControlRequestError('no autoscaler is running to act on the db', 'no_autoscaler');
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new ControlRequestError(`${req.action} of ${req.dbId} did not finish within ${timeoutMs} ms`, 'timeout')), timeoutMs);
+    });
+    try {
+      await Promise.race([
+        this.singleFlight(`${req.action}:${req.dbId}`, () => handler(req)).catch((err: Error) => {
+          throw err instanceof ControlRequestError ? err : new ControlRequestError(err.message, 'failed');
+        }),
+        timeout,
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  singleFlight<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const running = this.#flights.get(key);
+    if (running) return running as Promise<T>;
+    const flight = fn().finally(() => this.#flights.delete(key));
+    this.#flights.set(key, flight);
+    return flight;
+  }
+
+  async reportActivity(report: ActivityReport, ttlMs: number): Promise<void> {
+    this.#reports.set(report.gatewayId, { report, expiresAt: Date.now() + ttlMs });
+  }
+
+  async activity(): Promise<Map<string, DbActivity>> {
+    const now = Date.now();
+    const out = new Map<string, DbActivity>();
+    for (const [gatewayId, { report, expiresAt }] of this.#reports) {
+      if (expiresAt < now) {
+        this.#reports.delete(gatewayId);
+        continue;
+      }
+      for (const [dbId, a] of Object.entries(report.dbs)) out.set(dbId, sumActivity(out.get(dbId), a));
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {
+    this.#bus.removeAllListeners();
+    this.#handler = undefined;
+  }
+}

@@ -1,0 +1,2 @@
+export * from './coordinator.js';
+export { InProcessCoordinator } from './in-process.js';

@@ -1,0 +1,14 @@
+export { loadConfig, SETTINGS, type Config } from './config.js';
+export { createLogger, type Logger } from './logger.js';
+export { createMetricsRegistry, Registry } from './metrics.js';
+export { randomId, randomSecret } from './ids.js';
+export { resourceNameProblem, RESOURCE_NAME_PATTERN } from './names.js';
+export { PROFILES, PROFILE_NAMES, isProfileName, type Profile, type ProfileName } from './profiles.js';
+export * from './lifecycle.js';
+export { SecretBox, INTERNAL_SUPERUSER } from './secrets.js';
+export { loadOrCreateSecretKey } from './secret-key.js';
+export * from './scram.js';
+export * from './coordinator/index.js';
+export * from './catalog/index.js';
+export * from './postgres/index.js';
+export type { RoleContext, RunningRole } from './role-context.js';

@@ -1,0 +1,80 @@
+import type { ProfileName } from './profiles.js';
+
+/** A database's life (DESIGN §3). */
+export const DB_STATES = ['creating', 'suspended', 'starting', 'running', 'suspending', 'deleting', 'deleted', 'failed'] as const;
+export type DbState = (typeof DB_STATES)[number];
+
+/** The profile handoff (DESIGN §3). */
+export const SCALE_STATES = ['STABLE', 'PREPARING', 'CATCHING_UP', 'FROZEN', 'CUTOVER', 'FAILED'] as const;
+export type ScaleState = (typeof SCALE_STATES)[number];
+
+export const POOL_MODES = ['session', 'transaction'] as const;
+export type PoolMode = (typeof POOL_MODES)[number];
+
+export type HandoffTimeoutAction = 'rollback' | 'force';
+
+/** Which state a db may move to from which: anything else is a bug or a lost race. */
+const DB_TRANSITIONS: Record<DbState, readonly DbState[]> = {
+  creating: ['suspended', 'failed', 'deleting'],
+  suspended: ['starting', 'deleting'],
+  starting: ['running', 'failed', 'suspended', 'deleting'],
+  running: ['suspending', 'failed', 'deleting'],
+  suspending: ['suspended', 'failed', 'deleting'],
+  failed: ['starting', 'suspended', 'deleting'],
+  deleting: ['deleted'],
+  deleted: [],
+};
+
+export function canTransition(from: DbState, to: DbState): boolean {
+  return DB_TRANSITIONS[from].includes(to);
+}
+
+/** A db row as every role sees it. Timestamps are ISO strings; absent values are null, never missing. */
+export interface DbRecord {
+  id: string;
+  account_id: string;
+  tenant_id: string;
+  tenant: string;
+  name: string;
+  state: DbState;
+  size: ProfileName;
+  current_scale: number;
+  target_scale: number;
+  current_profile: ProfileName;
+  target_profile: ProfileName;
+  candidate_profile: ProfileName | null;
+  candidate_worker_id: string | null;
+  candidate_writer_term: number | null;
+  writer_term: number;
+  scale_state: ScaleState;
+  freeze_new_checkouts: boolean;
+  lease_control_epoch: number;
+  autoscale_cooldown_until: string | null;
+  scale_phase_started_at: string | null;
+  scale_phase_deadline_at: string | null;
+  scale_failure_reason: string | null;
+  suspend_timeout_seconds: number;
+  pool_mode: PoolMode;
+  pool_size: number | null;
+  handoff_timeout_action: HandoffTimeoutAction;
+  failure_reason: string | null;
+  /** Where the writer listens while running; null otherwise. Internal: never shown to API clients. */
+  compute_host: string | null;
+  compute_port: number | null;
+  worker_id: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+/** What the gateway needs to reach a running writer. */
+export interface Route {
+  dbId: string;
+  host: string;
+  port: number;
+  writerTerm: number;
+}
+
+export function routeOf(db: DbRecord): Route | null {
+  if (db.state !== 'running' || db.compute_host === null || db.compute_port === null) return null;
+  return { dbId: db.id, host: db.compute_host, port: db.compute_port, writerTerm: db.writer_term };
+}
