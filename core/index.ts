@@ -12,3 +12,4 @@ export * from './coordinator/index.js';
 export * from './catalog/index.js';
 export * from './postgres/index.js';
 export type { RoleContext, RunningRole } from './role-context.js';
+export { settingsMarkdownTable } from './config-doc.js';

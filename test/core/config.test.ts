@@ -43,3 +43,12 @@ describe('config', () => {
     for (const s of Object.values(SETTINGS)) expect(s.doc.length).toBeGreaterThan(10);
   });
 });
+
+describe('README', () => {
+  it('carries the settings table exactly as the config defines it', async () => {
+    const { readFile } = await import('node:fs/promises');
+    const { settingsMarkdownTable } = await import('../../core/index.js');
+    const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8');
+    expect(readme).toContain(settingsMarkdownTable());
+  });
+});
