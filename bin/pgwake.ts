@@ -8,6 +8,8 @@ Usage:
   pgwake gateway          the gateway only        (needs REDIS_URL and CATALOG_URL)
   pgwake autoscaler       the autoscaler only     (needs REDIS_URL and CATALOG_URL)
   pgwake control-api      the control API only    (needs REDIS_URL and CATALOG_URL)
+  pgwake bench [--quick] [scenario…]
+                          benchmarks side by side with direct Postgres and PgBouncer
   pgwake help             this text
 
 Settings come from the environment (see the README's table).`;
@@ -24,6 +26,10 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'help' || command === '--help' || command === '-h') {
     console.log(USAGE);
     return 0;
+  }
+  if (command === 'bench') {
+    const { runBench } = await import('../bench/cli.js');
+    return runBench(argv.slice(1));
   }
   const roles = ROLES[command];
   if (!roles) {
