@@ -1,0 +1,89 @@
+import { Type, type Static } from '@sinclair/typebox';
+import { DB_STATES, POOL_MODES, PROFILE_NAMES, SCALE_STATES, type Config } from '../../core/index.js';
+import { Nullable, ResourceName, Timestamp } from '../schemas.js';
+
+/** Schemas of the db routes: the describe, and what create and patch accept. */
+
+const StringEnum = <T extends readonly string[]>(values: T, description?: string) =>
+  Type.Unsafe<T[number]>({ type: 'string', enum: [...values], ...(description ? { description } : {}) });
+
+export const ProfileNameSchema = StringEnum(PROFILE_NAMES, 'Compute size profile');
+export const PoolModeSchema = StringEnum(POOL_MODES, '`session`: one server connection per client; `transaction`: per transaction');
+export const MAX_SUSPEND_TIMEOUT_SECONDS = 604_800;
+export const PoolSizeSchema = Type.Integer({ minimum: 1, maximum: 1000, description: 'Server connections the gateway keeps per db in transaction mode; null: the profile default' });
+
+/** The describe: every lifecycle field, null where unset, never missing (DESIGN §3). */
+export const DbSchema = Type.Object(
+  {
+    id: Type.String(),
+    tenant: Type.String({ description: 'Tenant name' }),
+    name: Type.String(),
+    state: StringEnum(DB_STATES),
+    size: ProfileNameSchema,
+    current_scale: Type.Integer({ description: '0: no writer running; 1: a writer is running' }),
+    target_scale: Type.Integer(),
+    current_profile: ProfileNameSchema,
+    target_profile: ProfileNameSchema,
+    candidate_profile: Nullable(ProfileNameSchema),
+    candidate_worker_id: Nullable(Type.String()),
+    candidate_writer_term: Nullable(Type.Integer()),
+    writer_term: Type.Integer(),
+    scale_state: StringEnum(SCALE_STATES),
+    freeze_new_checkouts: Type.Boolean(),
+    lease_control_epoch: Type.Integer(),
+    autoscale_cooldown_until: Nullable(Timestamp),
+    scale_phase_started_at: Nullable(Timestamp),
+    scale_phase_deadline_at: Nullable(Timestamp),
+    scale_failure_reason: Nullable(Type.String()),
+    suspend_timeout_seconds: Type.Integer(),
+    pool_mode: PoolModeSchema,
+    pool_size: Nullable(Type.Integer()),
+    handoff_timeout_action: StringEnum(['rollback', 'force'] as const),
+    failure_reason: Nullable(Type.String()),
+    created_at: Timestamp,
+    updated_at: Timestamp,
+  },
+  { $id: 'Db', title: 'Db', additionalProperties: false },
+);
+
+export const DbListSchema = Type.Object({ dbs: Type.Array(Type.Ref('Db')) });
+
+export function suspendTimeoutSchema(config: Config, withDefault: boolean) {
+  return Type.Integer({
+    minimum: config.minSuspendTimeoutSeconds,
+    maximum: MAX_SUSPEND_TIMEOUT_SECONDS,
+    description: 'Idle seconds before the db suspends',
+    ...(withDefault ? { default: config.defaultSuspendTimeoutSeconds } : {}),
+  });
+}
+
+export function createDbBodySchema(config: Config) {
+  return Type.Object(
+    {
+      name: ResourceName('Db name (also the Postgres database name)'),
+      size: Type.Optional(Type.Unsafe<Static<typeof ProfileNameSchema>>({ ...ProfileNameSchema, default: 'L1' })),
+      start_immediately: Type.Optional(Type.Boolean({ default: false, description: 'Start the writer now instead of on the first connection' })),
+      suspend_timeout_seconds: Type.Optional(suspendTimeoutSchema(config, true)),
+      pool_mode: Type.Optional(Type.Unsafe<Static<typeof PoolModeSchema>>({ ...PoolModeSchema, default: 'session' })),
+      pool_size: Type.Optional(Nullable(PoolSizeSchema)),
+    },
+    { additionalProperties: false },
+  );
+}
+/** The body after validation: ajv has filled in every default. */
+export type CreateDbBody = Static<ReturnType<typeof createDbBodySchema>> & Required<Pick<Static<ReturnType<typeof createDbBodySchema>>, 'size' | 'start_immediately' | 'suspend_timeout_seconds' | 'pool_mode'>>;
+
+export function patchDbBodySchema(config: Config) {
+  return Type.Object(
+    {
+      suspend_timeout_seconds: Type.Optional(suspendTimeoutSchema(config, false)),
+      pool_mode: Type.Optional(PoolModeSchema),
+      pool_size: Type.Optional(Nullable(PoolSizeSchema)),
+    },
+    { additionalProperties: false, minProperties: 1 },
+  );
+}
+export type PatchDbBody = Static<ReturnType<typeof patchDbBodySchema>>;
+
+export const TenantDbParams = Type.Object({ tenant: ResourceName('Tenant name'), db: ResourceName('Db name') }, { additionalProperties: false });
+export const DbIdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 100 }) }, { additionalProperties: false });
