@@ -1,0 +1,67 @@
+import type { Logger, RoleContext } from '../core/index.js';
+import type { ComputeDriver } from './compute-driver.js';
+import type { ComputeController } from './controller.js';
+
+/** How often the catalog is compared with the writers that really run. */
+export const RECONCILE_INTERVAL_MS = 30_000;
+
+/**
+ * Brings the catalog and the writers back in line: dbs left `creating` are
+ * provisioned, `deleting` ones deleted, and a db that says a writer runs while
+ * none of ours does is `suspended` again. At start-up, also stops writers a
+ * previous pgwake process left running. Resolves once the quick fixes are done;
+ * provisions and deletes go on in the db's queue.
+ */
+export async function reconcile(ctx: RoleContext, driver: ComputeDriver, controller: ComputeController, o: { startup: boolean }): Promise<void> {
+  const log = ctx.logger.child({ component: 'reconcile' });
+  const settles: Promise<void>[] = [];
+  for (const db of await ctx.catalog.dbs.listLive()) {
+    if (controller.busy(db.id)) continue;
+    const logFailure = (err: Error) => log.warn({ err, db_id: db.id, state: db.state }, 'reconcile action failed');
+    switch (db.state) {
+      case 'creating':
+        controller.provision(db.id).catch(logFailure);
+        break;
+      case 'deleting':
+        controller.delete(db.id).catch(logFailure);
+        break;
+      case 'starting':
+      case 'running':
+      case 'suspending':
+        if (!driver.describe(db.id).running) settles.push(controller.settle(db.id).catch(logFailure));
+        break;
+      case 'suspended':
+      case 'failed':
+        if (o.startup) settles.push(controller.settle(db.id).catch(logFailure));
+        break;
+    }
+  }
+  await Promise.all(settles);
+}
+
+/** Runs `reconcile` every RECONCILE_INTERVAL_MS until stopped. */
+export class PeriodicReconcile {
+  #timer: NodeJS.Timeout | undefined;
+  #stopped = false;
+  #run: Promise<void> = Promise.resolve();
+  #log: Logger;
+
+  constructor(private readonly ctx: RoleContext, private readonly driver: ComputeDriver, private readonly controller: ComputeController, private readonly intervalMs = RECONCILE_INTERVAL_MS) {
+    this.#log = ctx.logger.child({ component: 'reconcile' });
+  }
+
+  start(): void {
+    if (this.#stopped) return;
+    this.#timer = setTimeout(() => {
+      this.#run = reconcile(this.ctx, this.driver, this.controller, { startup: false })
+        .catch((err: Error) => this.#log.warn({ err }, 'reconcile failed'))
+        .finally(() => this.start());
+    }, this.intervalMs);
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    await this.#run;
+  }
+}
