@@ -56,7 +56,7 @@ export async function buildControlApp(ctx: RoleContext, options: ControlApiOptio
   await app.register(async (withKey) => {
     requireApiKey(withKey, ctx.catalog, keyUse);
     await withKey.register(tenantRoutes, { ctx, deletions });
-    await withKey.register(dbRoutes, { ctx });
+    await withKey.register(dbRoutes, { ctx, deletions });
     await withKey.register(dbPowerRoutes, { ctx });
     await withKey.register(eventRoutes, { ctx, streams, heartbeatMs: options.eventHeartbeatMs ?? 15_000 });
   });

@@ -35,6 +35,11 @@ export class TenantDeletions {
     });
   }
 
+  /** The tenant is on its way out: no new dbs in it. */
+  pending(tenantId: string): boolean {
+    return this.#pending.has(tenantId);
+  }
+
   /** Starts deleting every db of `tenant`; returns them as they are now (`deleting`). */
   async begin(tenant: TenantRecord, dbs: DbRecord[]): Promise<DbRecord[]> {
     this.#pending.set(tenant.id, tenant);

@@ -5,7 +5,8 @@ import type { Registry } from '../core/index.js';
 /**
  * `pgwake_http_request_duration_seconds{route,method,status_code}`. `route` is
  * the route's pattern (`/v2/dbs/:id`), never the raw URL, and unknown routes
- * share one value, so the label set stays bounded.
+ * share one value, so the label set stays bounded. Event streams (hijacked
+ * replies) are not observed: their duration is a connection's life, not a request's.
  */
 export function measureRequests(app: FastifyInstance, registry: Registry): void {
   const name = 'pgwake_http_request_duration_seconds';

@@ -40,9 +40,15 @@ export async function dbPowerRoutes(app: FastifyInstance, { ctx }: { ctx: RoleCo
           throw conflict(`db "${db.name}" is ${db.state}; it cannot ${verb} now`, { state: db.state });
         }
         request.log.info({ db_id: db.id, action: rule.action }, `db ${verb} requested`);
-        await requestControl(ctx, rule.action, db.id);
-        const after = await ownedDbById(ctx.catalog, callerOf(request), db.id);
-        return publicDb(after);
+        try {
+          await requestControl(ctx, rule.action, db.id);
+        } catch (err) {
+          // Deleted while we waited: say that, not that the autoscaler failed.
+          const now = await ownedDbById(ctx.catalog, callerOf(request), db.id);
+          if (now.state === 'deleting') throw conflict(`db "${db.name}" is being deleted`, { state: now.state });
+          throw err;
+        }
+        return publicDb(await ownedDbById(ctx.catalog, callerOf(request), db.id));
       },
     );
   }

@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { isUniqueViolation, publicDb, type DbPatch, type DbRecord, type RoleContext } from '../../core/index.js';
 import { callerOf } from '../caller.js';
 import { requestControl } from '../control-requests.js';
-import { beginDbDeletion } from '../deletion.js';
+import { beginDbDeletion, type TenantDeletions } from '../deletion.js';
 import { ApiError, conflict, notFound } from '../errors.js';
 import { ownedDbById, ownedDbByName, ownedTenant } from '../owned.js';
 import { BEARER, ResourceName, errorResponses } from '../schemas.js';
@@ -20,7 +20,7 @@ const DB = { $ref: 'Db', description: 'The db (describe)' };
 const PATCHABLE = ['creating', 'suspended', 'starting', 'running', 'suspending', 'failed'] as const;
 
 /** Dbs of a tenant: create (provisioned, left suspended), list, describe, change, delete. */
-export async function dbRoutes(app: FastifyInstance, { ctx }: { ctx: RoleContext }): Promise<void> {
+export async function dbRoutes(app: FastifyInstance, { ctx, deletions }: { ctx: RoleContext; deletions: TenantDeletions }): Promise<void> {
   const { catalog } = ctx;
 
   app.post<{ Params: TenantParams; Body: CreateDbBody }>(
@@ -38,6 +38,7 @@ export async function dbRoutes(app: FastifyInstance, { ctx }: { ctx: RoleContext
     async (request, reply) => {
       const caller = callerOf(request);
       const tenant = await ownedTenant(catalog, caller, request.params.tenant);
+      if (deletions.pending(tenant.id)) throw conflict(`tenant "${tenant.name}" is being deleted`);
       const body = request.body;
       let db: DbRecord;
       try {
