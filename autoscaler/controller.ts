@@ -91,19 +91,22 @@ export class ComputeController {
   }
 
   /**
-   * After a restart (or if a writer vanished without an exit we saw): a db that
-   * says a writer runs, with no writer of ours, is `suspended` again; a writer a
-   * dead pgwake left behind is stopped.
+   * Makes the row and the writer agree when no action is under way: after a
+   * restart, or if a writer vanished without an exit we saw. A db whose row says
+   * a writer runs (or is half-way starting or stopping) without a writer of ours
+   * is `suspended` again; a writer the row does not account for is stopped, one a
+   * dead pgwake left behind included.
    */
   settle(dbId: string): Promise<void> {
     return this.#queue.run(dbId, 'settle', async () => {
-      if (this.driver.describe(dbId).running) return;
       const db = await this.ctx.catalog.dbs.byId(dbId);
       if (!db || ['creating', 'deleting', 'deleted'].includes(db.state)) return;
+      const status = this.driver.describe(dbId);
+      if (db.state === 'running' && status.running && db.compute_port === status.endpoint?.port) return;
       await this.driver.stop(dbId);
       if (['starting', 'running', 'suspending'].includes(db.state)) {
         await this.#move(db, 'suspended', OFF);
-        this.#log.info({ db_id: dbId, was: db.state }, 'db had no writer: marked suspended');
+        this.#log.info({ db_id: dbId, was: db.state }, 'db had no writer of ours: marked suspended');
       }
     });
   }

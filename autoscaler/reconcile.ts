@@ -7,9 +7,9 @@ export const RECONCILE_INTERVAL_MS = 30_000;
 
 /**
  * Brings the catalog and the writers back in line: dbs left `creating` are
- * provisioned, `deleting` ones deleted, and a db that says a writer runs while
- * none of ours does is `suspended` again. At start-up, also stops writers a
- * previous pgwake process left running. Resolves once the quick fixes are done;
+ * provisioned, `deleting` ones deleted, a db that says a writer runs while none
+ * of ours does is `suspended` again, and a writer no row accounts for is
+ * stopped. At start-up, also stops writers a previous pgwake process left running. Resolves once the quick fixes are done;
  * provisions and deletes go on in the db's queue.
  */
 export async function reconcile(ctx: RoleContext, driver: ComputeDriver, controller: ComputeController, o: { startup: boolean }): Promise<void> {
@@ -25,14 +25,17 @@ export async function reconcile(ctx: RoleContext, driver: ComputeDriver, control
       case 'deleting':
         controller.delete(db.id).catch(logFailure);
         break;
-      case 'starting':
       case 'running':
+        if (o.startup || !driver.describe(db.id).running) settles.push(controller.settle(db.id).catch(logFailure));
+        break;
+      case 'starting':
       case 'suspending':
-        if (!driver.describe(db.id).running) settles.push(controller.settle(db.id).catch(logFailure));
+        // Only ever seen inside an action; with none under way, one was cut short.
+        settles.push(controller.settle(db.id).catch(logFailure));
         break;
       case 'suspended':
       case 'failed':
-        if (o.startup) settles.push(controller.settle(db.id).catch(logFailure));
+        if (o.startup || driver.describe(db.id).running) settles.push(controller.settle(db.id).catch(logFailure));
         break;
     }
   }

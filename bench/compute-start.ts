@@ -2,7 +2,7 @@
  * Local compute driver timings on this machine: initdb vs template copy, db
  * provision end to end, and wake (start-to-ready) and suspend over repeated runs.
  *
- *   npx tsx bench/compute-start.ts [--wakes 20] [--dbs 5]
+ *   npx tsx bench/compute-start.ts [--wakes 20] [--dbs 5] [--file-runs 5] [--size L1]
  *
  * Prints a Markdown table and writes bench/results/compute-start-<time>.json.
  */
@@ -14,7 +14,7 @@ import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { startStack } from '../bin/stack.js';
-import { copyDataDir, createScramVerifier, formatScramVerifier, initDataDir, INTERNAL_SUPERUSER, loadConfig, randomSecret } from '../core/index.js';
+import { copyDataDir, createScramVerifier, formatScramVerifier, initDataDir, INTERNAL_SUPERUSER, isProfileName, loadConfig, PROFILE_NAMES, randomSecret, type ProfileName } from '../core/index.js';
 import { machineInfo } from './report.js';
 import { median, percentile, round } from './stats.js';
 
@@ -25,6 +25,9 @@ function arg(name: string, def: number): number {
 const WAKES = arg('wakes', 20);
 const DBS = arg('dbs', 5);
 const FILE_RUNS = arg('file-runs', 5);
+const sizeAt = process.argv.indexOf('--size');
+const SIZE = sizeAt >= 0 ? process.argv[sizeAt + 1] : 'L1';
+if (!isProfileName(SIZE ?? '')) throw new Error(`--size: one of ${PROFILE_NAMES.join(', ')}`);
 
 const root = await mkdtemp(path.join(tmpdir(), 'pgwake-bench-compute-'));
 await chmod(root, 0o755);
@@ -68,7 +71,7 @@ try {
   for (let i = 0; i < DBS; i++) {
     const pw = randomSecret();
     const tenant = await ctx.catalog.tenants.create({ accountId: account.id, name: `t${i}`, pgUser: `bench_${process.pid}_${i}`, passwordSealed: ctx.secrets.seal(pw), scramVerifier: formatScramVerifier(createScramVerifier(pw)) });
-    const db = await ctx.catalog.dbs.create({ accountId: account.id, tenantId: tenant.id, name: 'app', size: 'L1', suspendTimeoutSeconds: 300, poolMode: 'session', poolSize: null });
+    const db = await ctx.catalog.dbs.create({ accountId: account.id, tenantId: tenant.id, name: 'app', size: SIZE as ProfileName, suspendTimeoutSeconds: 300, poolMode: 'session', poolSize: null });
     const t0 = performance.now();
     await control('provision', db.id);
     provision.push(ms(t0));
@@ -104,11 +107,11 @@ try {
   ];
   const table = ['| what | n | median ms | p90 ms | min ms | max ms |', '|---|---|---|---|---|---|', ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
   const m = machineInfo();
-  console.log(`Local compute driver, ${m.cpus} × ${m.cpuModel}, Node ${m.node}\n\n${table}`);
+  console.log(`Local compute driver, profile ${SIZE}, ${m.cpus} × ${m.cpuModel}, Node ${m.node}\n\n${table}`);
   const out = path.join(path.dirname(fileURLToPath(import.meta.url)), 'results');
   await mkdir(out, { recursive: true });
   const file = path.join(out, `compute-start-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  await writeFile(file, JSON.stringify({ machine: m, initdb, copy, provision, startToReady, wake, stopMs, suspend }, null, 2));
+  await writeFile(file, JSON.stringify({ machine: m, size: SIZE, initdb, copy, provision, startToReady, wake, stopMs, suspend }, null, 2));
   console.log(`\nraw: ${file}`);
 } finally {
   await stack.stop();

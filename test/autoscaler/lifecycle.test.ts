@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { INTERNAL_SUPERUSER } from '../../core/index.js';
+import { INTERNAL_SUPERUSER, PROFILES } from '../../core/index.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
 import { connectAsTenant, createTenantDb, dbEventsOfType, dbRow, postmastersUnder, type TenantDb } from './fixtures.js';
 
@@ -82,6 +82,25 @@ describe('autoscaler: provision, wake, suspend, delete on real computes', () => 
     expect(await attempt(INTERNAL_SUPERUSER, 'guess')).toBe('28P01');
     // The tenant's own client password is for the gateway, not the compute.
     expect(await attempt(t.tenant.pg_user, stack.ctx.secrets.open(t.tenant.password_sealed))).toBe('28P01');
+  });
+
+  it('the compute listens on loopback only, asks SCRAM of everyone, and the tenant role is no superuser', async () => {
+    const db = await dbRow(stack, t.db.id);
+    const admin = new pg.Client({ host: db.compute_host!, port: db.compute_port!, user: INTERNAL_SUPERUSER, password: stack.ctx.secrets.internalRolePassword(INTERNAL_SUPERUSER), database: 'postgres' });
+    await admin.connect();
+    try {
+      const hba = await admin.query<{ auth_method: string }>('SELECT DISTINCT auth_method FROM pg_hba_file_rules');
+      expect(hba.rows).toEqual([{ auth_method: 'scram-sha-256' }]);
+      expect((await admin.query('SHOW listen_addresses')).rows[0]).toEqual({ listen_addresses: '127.0.0.1' });
+      expect((await admin.query('SHOW shared_buffers')).rows[0]).toEqual({ shared_buffers: PROFILES.L1.postgresSettings.shared_buffers });
+      const role = await admin.query<{ rolsuper: boolean; rolcanlogin: boolean; scram: boolean }>(
+        "SELECT rolsuper, rolcanlogin, rolpassword LIKE 'SCRAM-SHA-256$%' AS scram FROM pg_authid WHERE rolname = $1",
+        [t.tenant.pg_user],
+      );
+      expect(role.rows).toEqual([{ rolsuper: false, rolcanlogin: true, scram: true }]);
+    } finally {
+      await admin.end();
+    }
   });
 
   it('suspends: fast shutdown, no process, route cleared', async () => {
