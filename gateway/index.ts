@@ -1,11 +1,60 @@
-import type { RoleContext, RunningRole } from '../core/index.js';
+import { randomId, type RoleContext, type RunningRole } from '../core/index.js';
+import { ActivityTracker } from './activity.js';
+import { ScramClientKeyCache } from './auth/scram-client.js';
+import { CancelKeys } from './cancellation.js';
+import { ComputeRoutes } from './compute-routes.js';
+import { listen } from './listener.js';
+import { GatewayMetrics } from './metrics.js';
+import { serveClient, type GatewayDeps } from './session.js';
+import { loadTls } from './tls.js';
 
 export interface GatewayRole extends RunningRole {
   port: number;
+  /** The id this gateway reports its activity under. */
+  gatewayId: string;
 }
 
-/** Raw TCP Postgres gateway on `PGWAKE_GATEWAY_PORT`. */
+/**
+ * Raw TCP Postgres gateway on `PGWAKE_GATEWAY_PORT` (DESIGN §4). A connection goes
+ * through handshake.ts → tls.ts → route.ts → auth/scram.ts → wake.ts →
+ * connect-compute.ts → relay.ts, driven by session.ts; cancellation.ts answers
+ * CancelRequest; activity.ts tells the autoscaler which dbs are in use.
+ */
 export async function startGateway(ctx: RoleContext): Promise<GatewayRole> {
-  void ctx;
-  throw new Error('gateway: under construction');
+  const gatewayId = randomId('gw');
+  const logger = ctx.logger.child({ role: 'gateway', gateway_id: gatewayId });
+  const tls = await loadTls(ctx.config, logger);
+  const routes = new ComputeRoutes(ctx.coordinator);
+  const activity = new ActivityTracker(ctx.coordinator, gatewayId, logger);
+  const deps: GatewayDeps = {
+    config: ctx.config,
+    catalog: ctx.catalog,
+    coordinator: ctx.coordinator,
+    secrets: ctx.secrets,
+    logger,
+    metrics: GatewayMetrics.for(ctx.metrics),
+    tls,
+    routes,
+    keys: new ScramClientKeyCache(),
+    cancelKeys: new CancelKeys(),
+    activity,
+  };
+  let listener;
+  try {
+    listener = await listen(ctx.config.listenHost, ctx.config.gatewayPort, (socket) => serveClient(socket, deps), logger);
+  } catch (err) {
+    routes.close();
+    await activity.stop();
+    throw new Error(`gateway: cannot listen on ${ctx.config.listenHost}:${ctx.config.gatewayPort}: ${(err as Error).message}`);
+  }
+  logger.info({ host: ctx.config.listenHost, port: listener.port, tls_cert: tls.certFile }, 'gateway listening');
+  return {
+    port: listener.port,
+    gatewayId,
+    async stop() {
+      await listener.close();
+      await activity.stop();
+      routes.close();
+    },
+  };
 }

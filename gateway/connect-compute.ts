@@ -1,0 +1,73 @@
+import type { DbRecord, Logger, Route } from '../core/index.js';
+import type { ScramClientKeyCache } from './auth/scram-client.js';
+import { ClientGone, GatewayError, SQLSTATE } from './errors.js';
+import { backoffMs, ComputeConnectError, CONNECT_RETRY, sleep } from './retry.js';
+import { openServerConnection, type ComputeLogin, type ServerConnection } from './server-connection.js';
+import { untilAborted, wakeCompute, type WakeDeps } from './wake.js';
+
+/** How long one login to a compute may take; a compute on this network answers in milliseconds. */
+const LOGIN_TIMEOUT_MS = 5_000;
+
+export interface ConnectDeps extends WakeDeps {
+  keys: ScramClientKeyCache;
+}
+
+export interface ComputeConnection {
+  server: ServerConnection;
+  /** Whether a start was asked for on the way (for the cold/warm wake histogram). */
+  woke: boolean;
+}
+
+/**
+ * Wake (if needed) and log in to the db's compute. A known route that cannot be
+ * reached is dropped and the db woken once more; errors the compute itself sends
+ * (53300 too many connections, …) are not retried and reach the client unchanged.
+ */
+export async function connectCompute(db: DbRecord, login: ComputeLogin, deps: ConnectDeps, signal: AbortSignal): Promise<ComputeConnection> {
+  const first = await wakeCompute(db, deps, signal);
+  try {
+    return { server: await connectWithRetry(first.route, login, deps, signal), woke: first.woke };
+  } catch (err) {
+    if (!(err instanceof ComputeConnectError) || err.sqlstate) throw toClientError(err, db);
+    deps.logger.warn({ db_id: db.id, err: err.message }, 'compute route failed; waking the db again');
+    deps.routes.drop(db.id, first.route);
+  }
+  const second = await wakeCompute(db, deps, signal, true);
+  try {
+    return { server: await connectWithRetry(second.route, login, deps, signal), woke: true };
+  } catch (err) {
+    throw toClientError(err, db);
+  }
+}
+
+async function connectWithRetry(route: Route, login: ComputeLogin, deps: { logger: Logger; keys: ScramClientKeyCache }, signal: AbortSignal): Promise<ServerConnection> {
+  for (let attempt = 0; ; attempt++) {
+    const opening = openServerConnection(route, login, deps.keys, LOGIN_TIMEOUT_MS);
+    try {
+      return await untilAborted(opening, signal);
+    } catch (err) {
+      // The client left mid-login: the connection that still opens is nobody's.
+      if (err instanceof ClientGone) opening.then((server) => server.close(), () => undefined);
+      if (!(err instanceof ComputeConnectError) || !err.transient || attempt + 1 >= CONNECT_RETRY.attempts) throw err;
+      deps.logger.debug({ db_id: route.dbId, err: err.message, attempt }, 'compute not reachable yet; retrying');
+      await untilAborted(sleep(backoffMs(CONNECT_RETRY, attempt)), signal);
+    }
+  }
+}
+
+function toClientError(err: unknown, db: DbRecord): Error {
+  if (!(err instanceof ComputeConnectError)) return err as Error;
+  if (err.sqlstate && !err.sqlstate.startsWith('28') && err.errorResponse) {
+    // The compute's own refusal (too many connections, …) concerns the client: passed on as sent.
+    return new ComputeRefusal(err.errorResponse, err.sqlstate, err.message);
+  }
+  return new GatewayError(SQLSTATE.cannotConnectNow, `could not connect to the compute for database "${db.name}"`, 'compute_unavailable', err.sqlstate?.startsWith('28') ? 'the gateway could not log in to the compute' : undefined, 'try again in a moment');
+}
+
+/** An ErrorResponse from the compute that the client gets byte for byte. */
+export class ComputeRefusal extends GatewayError {
+  constructor(readonly raw: Buffer, sqlstate: string, message: string) {
+    super(sqlstate, message, 'compute_error');
+  }
+}
+

@@ -1,0 +1,41 @@
+import net from 'node:net';
+import type { Logger } from '../core/index.js';
+
+export interface Listener {
+  port: number;
+  /** Stops accepting and ends every open client connection. */
+  close(): Promise<void>;
+}
+
+/**
+ * The gateway's TCP listener: every accepted socket goes to `serve`, which owns it
+ * and never throws. Sockets are tracked so `close()` ends them all.
+ */
+export function listen(host: string, port: number, serve: (socket: net.Socket) => Promise<void>, logger: Logger): Promise<Listener> {
+  const open = new Set<net.Socket>();
+  const server = net.createServer({ noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000 }, (socket) => {
+    open.add(socket);
+    socket.once('close', () => open.delete(socket));
+    serve(socket).catch((err: Error) => {
+      // serve() handles its own errors; this is the last guard that keeps the process up.
+      logger.error({ err }, 'client connection handler failed');
+      socket.destroy();
+    });
+  });
+  server.on('error', (err) => logger.error({ err }, 'gateway listener error'));
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      const address = server.address() as net.AddressInfo;
+      resolve({
+        port: address.port,
+        close: () =>
+          new Promise<void>((done) => {
+            server.close(() => done());
+            for (const socket of open) socket.destroy();
+          }),
+      });
+    });
+  });
+}

@@ -1,0 +1,199 @@
+import { performance } from 'node:perf_hooks';
+import type { Socket } from 'node:net';
+import { parseScramVerifier, randomId, sha256, type Catalog, type Config, type Coordinator, type Logger, type ScramVerifier, type SecretBox, type TenantRecord } from '../core/index.js';
+import type { ActivityTracker, ClientActivity } from './activity.js';
+import { AuthFailure, authenticateScram } from './auth/scram.js';
+import type { ScramClientKeyCache } from './auth/scram-client.js';
+import { handleCancelRequest, type CancelKeys, type GatewayCancelKey } from './cancellation.js';
+import type { ComputeRoutes } from './compute-routes.js';
+import { ComputeRefusal, connectCompute } from './connect-compute.js';
+import { ClientGone, errorResponseOf, GatewayError, SQLSTATE, type ConnectionOutcome } from './errors.js';
+import { readHandshake, type StartupRequest } from './handshake.js';
+import type { GatewayMetrics } from './metrics.js';
+import { relay } from './relay.js';
+import { findDb, findTenant, routeRequestOf, type RouteRequest } from './route.js';
+import type { TlsSetup } from './tls.js';
+import { authenticationOk, backendKeyData, negotiateProtocolVersion } from './wire/backend-messages.js';
+import type { PacketReader } from './wire/packet-reader.js';
+
+/** Everything a client session uses, built once by `startGateway`. */
+export interface GatewayDeps {
+  config: Config;
+  catalog: Catalog;
+  coordinator: Coordinator;
+  secrets: SecretBox;
+  logger: Logger;
+  metrics: GatewayMetrics;
+  tls: TlsSetup;
+  routes: ComputeRoutes;
+  keys: ScramClientKeyCache;
+  cancelKeys: CancelKeys;
+  activity: ActivityTracker;
+}
+
+/** How long an error message may take to reach a client before its socket is destroyed anyway. */
+const ERROR_FLUSH_MS = 2_000;
+
+/**
+ * One client connection, through the steps of DESIGN §4 in order: handshake (and
+ * TLS) → route → SCRAM → wake → connect to the compute → relay. Never throws:
+ * every failure becomes an ErrorResponse with a SQLSTATE, then the socket closes.
+ */
+export async function serveClient(raw: Socket, deps: GatewayDeps): Promise<void> {
+  const connId = randomId('conn', 10);
+  let log = deps.logger.child({ conn_id: connId });
+  let socket: Socket = raw;
+  let reader: PacketReader | null = null;
+  let activity: ClientActivity | undefined;
+  let cancelKey: GatewayCancelKey | undefined;
+  let outcome: ConnectionOutcome | undefined;
+  raw.on('error', () => undefined); // each step sees errors through its own reads; an unhandled one must not crash the process
+  deps.metrics.connectionsOpen.inc();
+  const deadline = new StartupDeadline(deps.config.startupTimeoutMs);
+  try {
+    const handshake = await deadline.race(
+      readHandshake(raw, deps.tls, (s, r) => {
+        socket = s;
+        reader = r;
+      }),
+    );
+    if (handshake.kind === 'cancel') {
+      outcome = 'cancel_request';
+      deadline.clear();
+      await handleCancelRequest(handshake, deps.cancelKeys, log);
+      raw.destroy();
+      return;
+    }
+    const startup = handshake;
+    socket = startup.socket;
+    reader = startup.reader;
+    if (deps.config.requireTls && !startup.tls) {
+      throw new GatewayError(SQLSTATE.invalidAuthorization, 'connection is insecure (try using sslmode=require)', 'tls_required', 'this gateway accepts only TLS connections');
+    }
+    const request = routeRequestOf(startup.params, startup.sni, deps.config.gatewayHost);
+    log = log.child({ user: request.user });
+    if (startup.minorVersion > 0 || startup.unsupportedOptions.length > 0) socket.write(negotiateProtocolVersion(0, startup.unsupportedOptions));
+
+    const tenant = await deadline.race(findTenant(deps.catalog, request.user));
+    await deadline.race(
+      authenticateScram({
+        socket,
+        reader: startup.reader,
+        user: request.user,
+        verifier: tenant ? verifierOf(tenant, log) : null,
+        mockSalt: mockSaltFor(deps.secrets, request.user),
+        channelBinding: startup.tls ? deps.tls.serverEndPoint : null,
+      }),
+    );
+    socket.write(authenticationOk());
+    deadline.clear();
+
+    // Authenticated: only now may the client learn which dbs exist, and only now may a compute start.
+    const db = await findDb(deps.catalog, tenant!, request);
+    log = log.child({ db_id: db.id });
+    activity = deps.activity.open(db.id);
+    const clientLeft = new AbortController();
+    void startup.reader.closed.then(() => clientLeft.abort());
+    const started = performance.now();
+    const { server, woke } = await connectCompute(
+      db,
+      { user: tenant!.pg_user, password: deps.secrets.internalRolePassword(tenant!.pg_user), database: db.name, params: computeParams(startup, request) },
+      { ...deps, logger: log, timeoutMs: deps.config.wakeTimeoutMs },
+      clientLeft.signal,
+    );
+    deps.metrics.wakeSeconds.observe({ kind: woke ? 'cold' : 'warm' }, (performance.now() - started) / 1000);
+    activity.serverAttached();
+    cancelKey = deps.cancelKeys.issue({ dbId: db.id, host: server.route.host, port: server.route.port, computeKey: server.cancelKey });
+    const greeting = Buffer.concat([...server.startupMessages, backendKeyData(cancelKey.processId, cancelKey.secretKey), server.readyForQuery]);
+    outcome = 'relayed';
+    deps.metrics.outcome(outcome);
+    log.debug({ woke, ms: Math.round(performance.now() - started) }, 'client session relayed to its compute');
+    await relay(socket, startup.reader.detach(), server, greeting, deps.metrics.relayed);
+  } catch (err) {
+    outcome = refuse(err, socket, reader !== null, deps, log);
+  } finally {
+    deadline.clear();
+    if (cancelKey) deps.cancelKeys.release(cancelKey);
+    activity?.close();
+    deps.metrics.connectionsOpen.dec();
+    if (outcome !== 'relayed') deps.metrics.outcome(outcome ?? 'client_gone');
+  }
+}
+
+/** Tells the client why (when it can still hear it) and closes. Returns the outcome for the metrics. */
+function refuse(err: unknown, socket: Socket, canWrite: boolean, deps: GatewayDeps, log: Logger): ConnectionOutcome {
+  let message: Buffer | null = null;
+  let outcome: ConnectionOutcome;
+  if (err instanceof ClientGone) {
+    outcome = 'client_gone';
+  } else if (err instanceof ComputeRefusal) {
+    outcome = err.outcome;
+    message = err.raw;
+    log.info({ sqlstate: err.sqlstate }, 'compute refused the session');
+  } else if (err instanceof GatewayError) {
+    outcome = err.outcome;
+    message = errorResponseOf(err);
+    if (err instanceof AuthFailure) deps.metrics.authFailure(err.reason);
+    if (err.outcome === 'startup_timeout') deps.metrics.authFailure('timeout');
+    log.info({ sqlstate: err.sqlstate, outcome, reason: err instanceof AuthFailure ? err.reason : undefined, msg_text: err.message }, 'connection refused');
+  } else {
+    outcome = 'internal_error';
+    message = errorResponseOf(new GatewayError(SQLSTATE.internalError, 'the gateway could not serve this connection', 'internal_error'));
+    log.error({ err }, 'client session failed');
+  }
+  if (message && canWrite && !socket.destroyed && socket.writable) {
+    socket.end(message);
+    setTimeout(() => socket.destroy(), ERROR_FLUSH_MS).unref();
+  } else {
+    socket.destroy();
+  }
+  return outcome;
+}
+
+/** The client's startup parameters for the compute: all but who and where (the gateway says those). */
+function computeParams(startup: StartupRequest, request: RouteRequest): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of startup.params) {
+    if (k === 'user' || k === 'database' || k === 'options') continue;
+    out[k] = v;
+  }
+  if (request.computeOptions) out.options = request.computeOptions;
+  return out;
+}
+
+function verifierOf(tenant: TenantRecord, log: Logger): ScramVerifier | null {
+  try {
+    return parseScramVerifier(tenant.scram_verifier);
+  } catch {
+    // Treated like an unknown user: the client sees the same 28P01, operators see why.
+    log.error({ tenant_id: tenant.id }, 'tenant has an unusable SCRAM verifier');
+    return null;
+  }
+}
+
+/** A salt for unknown users that is stable per name and unguessable (derived from the secret key). */
+function mockSaltFor(secrets: SecretBox, user: string): Buffer {
+  return sha256(Buffer.from(secrets.internalRolePassword(`scram-mock-salt:${user}`))).subarray(0, 16);
+}
+
+/** The startup and authentication exchange must finish within the startup timeout (a slow client holds nothing). */
+class StartupDeadline {
+  #timer: NodeJS.Timeout;
+  readonly #expired: Promise<never>;
+
+  constructor(ms: number) {
+    let fire!: (err: GatewayError) => void;
+    this.#expired = new Promise<never>((_, reject) => (fire = reject));
+    this.#expired.catch(() => undefined);
+    this.#timer = setTimeout(() => fire(new GatewayError(SQLSTATE.protocolViolation, `startup not finished within ${ms} ms`, 'startup_timeout', 'the client must send its startup message and finish authentication in time')), ms);
+  }
+
+  race<T>(p: Promise<T>): Promise<T> {
+    p.catch(() => undefined); // a step left behind by the deadline may still fail later
+    return Promise.race([p, this.#expired]);
+  }
+
+  clear(): void {
+    clearTimeout(this.#timer);
+  }
+}
