@@ -1,23 +1,22 @@
-import { Type, type Static } from '@sinclair/typebox';
+import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { isUniqueViolation, publicDb, type DbPatch, type DbRecord, type RoleContext } from '../../core/index.js';
+import { isUniqueViolation, publicDb, type DbPatch, type DbRecord, type DbState, type RoleContext } from '../../core/index.js';
 import { callerOf } from '../caller.js';
 import { requestControl } from '../control-requests.js';
 import { beginDbDeletion, type TenantDeletions } from '../deletion.js';
 import { ApiError, conflict, notFound } from '../errors.js';
 import { ownedDbById, ownedDbByName, ownedTenant } from '../owned.js';
-import { BEARER, ResourceName, errorResponses } from '../schemas.js';
+import { BEARER, errorResponses } from '../schemas.js';
+import { TenantParams } from './tenant-schemas.js';
 import { createDbBodySchema, DbIdParams, DbListSchema, patchDbBodySchema, TenantDbParams, type CreateDbBody, type PatchDbBody } from './db-schemas.js';
 
-const TenantParams = Type.Object({ tenant: ResourceName('Tenant name') }, { additionalProperties: false });
-type TenantParams = Static<typeof TenantParams>;
 type TenantDbParams = Static<typeof TenantDbParams>;
 type DbIdParams = Static<typeof DbIdParams>;
 
 const DB = { $ref: 'Db', description: 'The db (describe)' };
 
 /** A db can be changed by PATCH in any state but on its way out. */
-const PATCHABLE = ['creating', 'suspended', 'starting', 'running', 'suspending', 'failed'] as const;
+const PATCHABLE: readonly DbState[] = ['creating', 'suspended', 'starting', 'running', 'suspending', 'failed'];
 
 /** Dbs of a tenant: create (provisioned, left suspended), list, describe, change, delete. */
 export async function dbRoutes(app: FastifyInstance, { ctx, deletions }: { ctx: RoleContext; deletions: TenantDeletions }): Promise<void> {
