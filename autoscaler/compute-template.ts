@@ -1,7 +1,8 @@
 import { existsSync } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { initDataDir, INTERNAL_SUPERUSER, type ProcessOwner } from '../core/index.js';
+import { freePort, initDataDir, INTERNAL_SUPERUSER, PostgresServer, type ProcessOwner } from '../core/index.js';
+import type { ComputeBootstrap } from './compute-driver.js';
 
 export interface ComputeTemplateOptions {
   /** `<dataDir>/computes` */
@@ -9,14 +10,17 @@ export interface ComputeTemplateOptions {
   binDir: string;
   owner: ProcessOwner | undefined;
   superuserPassword: string;
-  onCreated?: (ms: number) => void;
+  startTimeoutMs: number;
+  /** Run once on the new cluster, started just for it: what every db should find already made. */
+  prepare: ComputeBootstrap;
+  onCreated?: (timings: { initdbMs: number; prepareMs: number }) => void;
 }
 
 /**
  * One initdb'd cluster (superuser INTERNAL_SUPERUSER, SCRAM only) that every new
  * db's data directory is copied from: a copy is several times faster than initdb.
  * Made once per data dir, in a side directory renamed into place, so a crash
- * mid-initdb never leaves a half template behind.
+ * mid-way never leaves a half template behind.
  */
 export class ComputeTemplate {
   readonly dir: string;
@@ -41,9 +45,17 @@ export class ComputeTemplate {
     await rm(building, { recursive: true, force: true });
     const t0 = performance.now();
     await initDataDir({ binDir: this.o.binDir, dataDir: building, owner: this.o.owner, superuser: INTERNAL_SUPERUSER, superuserPassword: this.o.superuserPassword });
+    const t1 = performance.now();
+    const server = await PostgresServer.start({ binDir: this.o.binDir, dataDir: building, host: '127.0.0.1', port: await freePort(), owner: this.o.owner, startTimeoutMs: this.o.startTimeoutMs });
+    try {
+      await this.o.prepare({ host: server.options.host, port: server.options.port, workerId: 'template' });
+    } finally {
+      await server.stop('fast');
+    }
+    await rm(path.join(building, 'socket'), { recursive: true, force: true });
     await rm(this.dir, { recursive: true, force: true }); // a directory without PG_VERSION is not a template
     await rename(building, this.dir);
-    this.o.onCreated?.(performance.now() - t0);
+    this.o.onCreated?.({ initdbMs: t1 - t0, prepareMs: performance.now() - t1 });
     return this.dir;
   }
 }

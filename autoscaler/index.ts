@@ -8,11 +8,12 @@ import { IdleSuspender } from './idle-suspender.js';
 import { LocalComputeDriver } from './local-compute-driver.js';
 import { AutoscalerMetrics } from './metrics.js';
 import { PeriodicReconcile, reconcile } from './reconcile.js';
+import { prepareTemplateDatabase } from './tenant-database.js';
 
 export type { ComputeDriver, ComputeEndpoint, ComputeExit, ComputeSpec, ComputeStatus } from './compute-driver.js';
 export { LocalComputeDriver } from './local-compute-driver.js';
 export { ComputeTemplate } from './compute-template.js';
-export { createTenantDatabase } from './tenant-database.js';
+export { createTenantDatabase, TEMPLATE_DATABASE } from './tenant-database.js';
 export { FAILURE } from './controller.js';
 
 export interface AutoscalerRole extends RunningRole {
@@ -30,12 +31,15 @@ export async function startAutoscaler(ctx: RoleContext): Promise<AutoscalerRole>
   const computesDir = path.join(ctx.config.dataDir, 'computes');
   await mkdir(computesDir, { recursive: true });
   await giveTo(ctx.owner, computesDir);
+  const superuserPassword = ctx.secrets.internalRolePassword(INTERNAL_SUPERUSER);
   const template = new ComputeTemplate({
     computesDir,
     binDir: ctx.binDir,
     owner: ctx.owner,
-    superuserPassword: ctx.secrets.internalRolePassword(INTERNAL_SUPERUSER),
-    onCreated: (ms) => log.info({ initdb_ms: Math.round(ms) }, 'compute template created'),
+    superuserPassword,
+    startTimeoutMs: ctx.config.computeStartTimeoutMs,
+    prepare: (endpoint) => prepareTemplateDatabase(endpoint, superuserPassword),
+    onCreated: (t) => log.info({ initdb_ms: Math.round(t.initdbMs), prepare_ms: Math.round(t.prepareMs) }, 'compute template created'),
   });
   // Made ahead, so the first db's provision only copies it.
   const templateReady = template.ensure().catch((err: Error) => log.error({ err }, 'compute template failed; provisions will retry it'));

@@ -47,36 +47,37 @@ const control = (action: 'provision' | 'wake' | 'suspend', dbId: string) => ctx.
 const field = (msg: string, key: string) => lines.filter((l) => l.msg === msg).map((l) => Number(l[key]));
 
 try {
-  // initdb and a template copy, alternating, on the same disk as the computes.
+  // Each round: initdb, a bare template copy, and a whole provision, side by side on the same disk.
   const scratch = path.join(root, 'scratch');
   await mkdir(scratch);
+  const template = path.join(root, 'computes', 'template');
+  // The template is made at autoscaler start; the first provision would otherwise wait for it.
+  while (!existsSync(path.join(template, 'PG_VERSION'))) await new Promise((r) => setTimeout(r, 20));
+  const { account } = await ctx.catalog.accounts.create({ name: 'bench' });
   const initdb: number[] = [];
   const copy: number[] = [];
-  const template = path.join(root, 'computes', 'template');
-  for (let i = 0; i < FILE_RUNS; i++) {
-    let t0 = performance.now();
-    await initDataDir({ binDir: ctx.binDir, dataDir: path.join(scratch, `init-${i}`, 'data'), owner: ctx.owner, superuser: INTERNAL_SUPERUSER, superuserPassword: 'bench' });
-    initdb.push(ms(t0));
-    // The template is made at autoscaler start; wait for it on the first round.
-    while (!existsSync(path.join(template, 'PG_VERSION'))) await new Promise((r) => setTimeout(r, 20));
-    t0 = performance.now();
-    await copyDataDir(template, path.join(scratch, `copy-${i}`, 'data'));
-    copy.push(ms(t0));
-  }
-  await rm(scratch, { recursive: true, force: true });
-
-  const { account } = await ctx.catalog.accounts.create({ name: 'bench' });
   const provision: number[] = [];
   const dbIds: string[] = [];
-  for (let i = 0; i < DBS; i++) {
-    const pw = randomSecret();
-    const tenant = await ctx.catalog.tenants.create({ accountId: account.id, name: `t${i}`, pgUser: `bench_${process.pid}_${i}`, passwordSealed: ctx.secrets.seal(pw), scramVerifier: formatScramVerifier(createScramVerifier(pw)) });
-    const db = await ctx.catalog.dbs.create({ accountId: account.id, tenantId: tenant.id, name: 'app', size: SIZE as ProfileName, suspendTimeoutSeconds: 300, poolMode: 'session', poolSize: null });
-    const t0 = performance.now();
-    await control('provision', db.id);
-    provision.push(ms(t0));
-    dbIds.push(db.id);
+  for (let i = 0; i < Math.max(FILE_RUNS, DBS); i++) {
+    if (i < FILE_RUNS) {
+      let t0 = performance.now();
+      await initDataDir({ binDir: ctx.binDir, dataDir: path.join(scratch, `init-${i}`, 'data'), owner: ctx.owner, superuser: INTERNAL_SUPERUSER, superuserPassword: 'bench' });
+      initdb.push(ms(t0));
+      t0 = performance.now();
+      await copyDataDir(template, path.join(scratch, `copy-${i}`, 'data'));
+      copy.push(ms(t0));
+    }
+    if (i < DBS) {
+      const pw = randomSecret();
+      const tenant = await ctx.catalog.tenants.create({ accountId: account.id, name: `t${i}`, pgUser: `bench_${process.pid}_${i}`, passwordSealed: ctx.secrets.seal(pw), scramVerifier: formatScramVerifier(createScramVerifier(pw)) });
+      const db = await ctx.catalog.dbs.create({ accountId: account.id, tenantId: tenant.id, name: 'app', size: SIZE as ProfileName, suspendTimeoutSeconds: 300, poolMode: 'session', poolSize: null });
+      const t0 = performance.now();
+      await control('provision', db.id);
+      provision.push(ms(t0));
+      dbIds.push(db.id);
+    }
   }
+  await rm(scratch, { recursive: true, force: true });
 
   const wake: number[] = [];
   const suspend: number[] = [];

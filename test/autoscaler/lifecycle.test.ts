@@ -98,6 +98,9 @@ describe('autoscaler: provision, wake, suspend, delete on real computes', () => 
         [t.tenant.pg_user],
       );
       expect(role.rows).toEqual([{ rolsuper: false, rolcanlogin: true, scram: true }]);
+      // The template's spare database became the tenant's; nothing else was added.
+      const dbs = await admin.query<{ datname: string }>('SELECT datname FROM pg_database ORDER BY datname');
+      expect(dbs.rows.map((r) => r.datname)).toEqual(['app', 'postgres', 'template0', 'template1']);
     } finally {
       await admin.end();
     }
@@ -183,6 +186,23 @@ describe('autoscaler: provision, wake, suspend, delete on real computes', () => 
     } finally {
       await client.end();
     }
+  });
+
+  it('a db named like one the cluster comes with (postgres) is owned by the tenant', async () => {
+    const named = await createTenantDb(stack, { dbName: 'postgres' });
+    await control('provision', named.db.id);
+    await control('wake', named.db.id);
+    const client = await connectAsTenant(stack, named);
+    try {
+      await client.query('CREATE TABLE mine (v int)');
+      const { rows } = await client.query<{ owner: string }>('SELECT pg_get_userbyid(datdba) AS owner FROM pg_database WHERE datname = current_database()');
+      expect(rows).toEqual([{ owner: named.tenant.pg_user }]);
+      const spare = await client.query("SELECT 1 FROM pg_database WHERE datname = 'pgwake_tenant'");
+      expect(spare.rowCount).toBe(0);
+    } finally {
+      await client.end();
+    }
+    await control('suspend', named.db.id);
   });
 
   it('exports its metrics', async () => {
