@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import net from 'node:net';
 import { promisify } from 'node:util';
 import pg from 'pg';
-import { createScramVerifier, formatScramVerifier, randomSecret, type DbRecord, type TenantRecord } from '../../core/index.js';
+import { createScramVerifier, formatScramVerifier, randomSecret, type DbRecord, type ProfileName, type TenantRecord } from '../../core/index.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
 
 export const run = promisify(execFile);
@@ -22,7 +22,7 @@ export function startGatewayStack(env: Record<string, string> = {}): Promise<Tes
 }
 
 /** An account, a tenant and a db, provisioned by the autoscaler (so `suspended`, as the control API leaves it). */
-export async function createTenantDb(stack: TestStack, o: { dbName?: string; suspendTimeoutSeconds?: number; provision?: boolean } = {}): Promise<TenantDb> {
+export async function createTenantDb(stack: TestStack, o: { dbName?: string; suspendTimeoutSeconds?: number; provision?: boolean; size?: ProfileName } = {}): Promise<TenantDb> {
   const n = `${process.pid}_${++seq}`;
   const { catalog, secrets, coordinator } = stack.ctx;
   const { account } = await catalog.accounts.create({ name: `gw-acct-${n}` });
@@ -38,7 +38,7 @@ export async function createTenantDb(stack: TestStack, o: { dbName?: string; sus
     accountId: account.id,
     tenantId: tenant.id,
     name: o.dbName ?? 'app',
-    size: 'L1',
+    size: o.size ?? 'L1',
     suspendTimeoutSeconds: o.suspendTimeoutSeconds ?? 300,
     poolMode: 'session',
     poolSize: null,
@@ -109,14 +109,11 @@ export async function rawExchange(port: number, send: (socket: net.Socket) => vo
     socket.once('connect', resolve);
     socket.once('error', reject);
   });
+  const closing = new Promise<void>((resolve) => socket.once('close', () => resolve()));
   await send(socket);
-  const closed = await new Promise<boolean>((resolve) => {
-    const timer = setTimeout(() => resolve(false), timeoutMs);
-    socket.once('close', () => {
-      clearTimeout(timer);
-      resolve(true);
-    });
-  });
+  let timer: NodeJS.Timeout | undefined;
+  const closed = await Promise.race([closing.then(() => true), new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)))]);
+  clearTimeout(timer);
   socket.destroy();
   return { data: Buffer.concat(chunks), closed };
 }
