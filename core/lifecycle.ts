@@ -48,6 +48,8 @@ export interface DbRecord {
   writer_term: number;
   scale_state: ScaleState;
   freeze_new_checkouts: boolean;
+  /** Bumped by every freeze; a gateway acknowledges the generation it applied (DbActivity.freezeGeneration). */
+  freeze_generation: number;
   lease_control_epoch: number;
   autoscale_cooldown_until: string | null;
   scale_phase_started_at: string | null;

@@ -21,6 +21,20 @@ export interface DbActivity {
   openTransactions: number;
   /** When this gateway last saw client traffic for the db, ms since epoch. */
   lastActivityAt: number;
+  /**
+   * The freeze generation this gateway has applied for the db (its new checkouts wait),
+   * or null when it holds no freeze. A freeze barrier waits for every live gateway to
+   * report the current generation with zero checkouts in flight.
+   */
+  freezeGeneration?: number | null;
+}
+
+/** A lease held by one process; `epoch` grows with every new holder (fencing, DESIGN §3). */
+export interface Lease {
+  name: string;
+  holder: string;
+  epoch: number;
+  expiresAt: number;
 }
 
 export interface ActivityReport {
@@ -70,6 +84,17 @@ export interface Coordinator {
   reportActivity(report: ActivityReport, ttlMs: number): Promise<void>;
   /** Activity per db id, summed over every live gateway. */
   activity(): Promise<Map<string, DbActivity>>;
+  /** The latest report of each live gateway (its heartbeat not lapsed): what a freeze barrier waits on. */
+  gatewayReports(): Promise<ActivityReport[]>;
+
+  /**
+   * Takes the lease `name` for `holder` if it is free or lapsed (a new epoch) or already
+   * held by `holder` (same epoch, renewed). Null when another holder has it.
+   */
+  acquireLease(name: string, holder: string, ttlMs: number): Promise<Lease | null>;
+  /** Extends a held lease; false when it was lost (lapsed and taken, or released). */
+  renewLease(lease: Lease, ttlMs: number): Promise<boolean>;
+  releaseLease(lease: Lease): Promise<void>;
 
   close(): Promise<void>;
 }

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { sumActivity, ControlRequestError, type ActivityReport, type ControlRequest, type Coordinator, type DbActivity, type DbChanged, type EventAppended, type Unsubscribe } from './coordinator.js';
+import { sumActivity, ControlRequestError, type ActivityReport, type ControlRequest, type Lease, type Coordinator, type DbActivity, type DbChanged, type EventAppended, type Unsubscribe } from './coordinator.js';
 
 /** The embedded coordinator: every role in one process, so Maps and an EventEmitter are the whole story. */
 export class InProcessCoordinator implements Coordinator {
@@ -7,6 +7,8 @@ export class InProcessCoordinator implements Coordinator {
   #handler: ((req: ControlRequest) => Promise<void>) | undefined;
   #flights = new Map<string, Promise<unknown>>();
   #reports = new Map<string, { report: ActivityReport; expiresAt: number }>();
+  #leases = new Map<string, Lease>();
+  #epochs = new Map<string, number>();
 
   publishDbChanged(msg: DbChanged): void {
     this.#bus.emit('db', msg);
@@ -75,6 +77,35 @@ export class InProcessCoordinator implements Coordinator {
       for (const [dbId, a] of Object.entries(report.dbs)) out.set(dbId, sumActivity(out.get(dbId), a));
     }
     return out;
+  }
+
+  async gatewayReports(): Promise<ActivityReport[]> {
+    const now = Date.now();
+    return [...this.#reports.values()].filter((r) => r.expiresAt >= now).map((r) => r.report);
+  }
+
+  async acquireLease(name: string, holder: string, ttlMs: number): Promise<Lease | null> {
+    const now = Date.now();
+    const held = this.#leases.get(name);
+    if (held && held.expiresAt > now && held.holder !== holder) return null;
+    const epoch = held && held.holder === holder && held.expiresAt > now ? held.epoch : (this.#epochs.get(name) ?? 0) + 1;
+    this.#epochs.set(name, epoch);
+    const lease = { name, holder, epoch, expiresAt: now + ttlMs };
+    this.#leases.set(name, lease);
+    return { ...lease };
+  }
+
+  async renewLease(lease: Lease, ttlMs: number): Promise<boolean> {
+    const held = this.#leases.get(lease.name);
+    if (!held || held.holder !== lease.holder || held.epoch !== lease.epoch || held.expiresAt <= Date.now()) return false;
+    held.expiresAt = Date.now() + ttlMs;
+    lease.expiresAt = held.expiresAt;
+    return true;
+  }
+
+  async releaseLease(lease: Lease): Promise<void> {
+    const held = this.#leases.get(lease.name);
+    if (held && held.holder === lease.holder && held.epoch === lease.epoch) this.#leases.delete(lease.name);
   }
 
   async close(): Promise<void> {
