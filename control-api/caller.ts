@@ -1,12 +1,12 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { Account, ApiKeyRecord, Catalog } from '../core/index.js';
+import type { Account, ApiKey, Catalog } from '../core/index.js';
 import { ApiError } from './errors.js';
 import type { KeyUseLog } from './key-use.js';
 
 /** Who is calling: the account of the API key in `Authorization: Bearer …`. */
 export interface Caller {
   account: Account;
-  apiKey: ApiKeyRecord;
+  apiKey: ApiKey;
 }
 
 declare module 'fastify' {
@@ -34,7 +34,7 @@ export function requireApiKey(app: FastifyInstance, catalog: Catalog, keyUse: Ke
       reply.header('www-authenticate', 'Bearer');
       throw new ApiError(401, 'unauthorized', 'missing API key: send Authorization: Bearer <API_KEY>');
     }
-    const found = await catalog.accounts.authenticate(match[1]!);
+    const found = await catalog.apiKeys.authenticate(match[1]!);
     if (!found) {
       reply.header('www-authenticate', 'Bearer error="invalid_token"');
       throw new ApiError(401, 'unauthorized', 'invalid API key');

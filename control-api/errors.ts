@@ -43,6 +43,7 @@ const STATUS_CODES: Record<number, string> = {
   409: 'conflict',
   413: 'body_too_large',
   415: 'unsupported_media_type',
+  422: 'unprocessable',
   429: 'too_many_requests',
   503: 'unavailable',
 };

@@ -14,11 +14,16 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
       info: {
         title: 'pgwake control API',
         version: '2',
-        description: 'Tenants, dbs and their lifecycle. Every route but sign-up takes `Authorization: Bearer <API_KEY>`. Errors are `{error: {code, message, details}}`.',
+        description:
+          'Tenants, dbs and their lifecycle. Every route but sign-up takes `Authorization: Bearer <API_KEY>`. Errors are `{error: {code, message, details}}`. ' +
+          'Mutating calls with a key accept `Idempotency-Key`: a retry with the same key and request gets the first response again (`Idempotent-Replayed: true`) for 24 h; the same key on another request is a 422. ' +
+          'Requests are limited per API key and per client address: over a limit, 429 with `Retry-After`.',
       },
       components: { securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'An API key from POST /v2/accounts' } } },
       tags: [
-        { name: 'accounts', description: 'Sign-up' },
+        { name: 'accounts', description: 'Sign-up and the caller’s own account' },
+        { name: 'api-keys', description: 'API keys: more keys, rotation, revocation' },
+        { name: 'billing', description: 'Compute usage' },
         { name: 'tenants', description: 'Tenants and their Postgres login' },
         { name: 'dbs', description: 'Databases and their lifecycle' },
         { name: 'events', description: 'Server-Sent Events' },

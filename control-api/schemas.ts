@@ -32,6 +32,8 @@ const ERROR_MEANING: Record<number, string> = {
   403: 'Not allowed',
   404: 'No such resource in this account',
   409: 'The resource exists already, or its state does not allow this',
+  422: 'The Idempotency-Key was used for a different request',
+  429: 'Too many requests: wait `Retry-After` seconds',
   503: 'Something the request needs is unavailable (the autoscaler, the catalog)',
   504: 'The autoscaler did not finish in time',
 };

@@ -79,6 +79,12 @@ export const SETTINGS = {
   minSuspendTimeoutSeconds: setting('PGWAKE_MIN_SUSPEND_TIMEOUT_SECONDS', 60, int(1, 604_800), 'Smallest `suspend_timeout_seconds` the API accepts (tests lower it).'),
   idleCheckIntervalMs: setting('PGWAKE_IDLE_CHECK_INTERVAL_MS', 1_000, int(50, 600_000), 'How often the autoscaler looks for idle dbs.'),
   computeStartTimeoutMs: setting('PGWAKE_COMPUTE_START_TIMEOUT_MS', 20_000, int(100, 600_000), 'How long a compute may take to accept connections before its start fails.'),
+  apiKeyRotationGraceSeconds: setting('PGWAKE_API_KEY_ROTATION_GRACE_SECONDS', 86_400, int(0, 2_592_000), 'How long an API key keeps working after `POST /v2/api-keys/rotate` replaced it (0: it stops at once).'),
+  rateLimitWindowSeconds: setting('PGWAKE_RATE_LIMIT_WINDOW_SECONDS', 60, int(1, 86_400), 'The window the control API rate limits count requests in.'),
+  rateLimitPerKey: setting('PGWAKE_RATE_LIMIT_PER_KEY', 600, int(0, 1_000_000_000), 'Requests one API key may make per window (429 with `Retry-After` above; 0: no limit).'),
+  rateLimitPerAddress: setting('PGWAKE_RATE_LIMIT_PER_ADDRESS', 1200, int(0, 1_000_000_000), 'Requests one client address may make per window, with or without a key (0: no limit).'),
+  signupRateLimitPerAddress: setting('PGWAKE_SIGNUP_RATE_LIMIT_PER_ADDRESS', 20, int(0, 1_000_000_000), 'Sign-ups (`POST /v2/accounts`) one client address may make per hour (0: no limit).'),
+  trustProxy: setting('PGWAKE_TRUST_PROXY', false, bool, 'Take the client address from `X-Forwarded-For` (behind a load balancer): it is what per-address limits count.'),
 } as const;
 
 type SettingsTable = typeof SETTINGS;

@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, onRequestHookHandler } from 'fastify';
 import type { RoleContext } from '../../core/index.js';
 import { ApiError } from '../errors.js';
 import { errorResponses, Nullable, Timestamp } from '../schemas.js';
@@ -29,7 +29,7 @@ const SignedUpSchema = Type.Object(
 );
 
 /** Sign-up: the one route without an API key (closable with PGWAKE_SIGNUP=closed). */
-export async function accountRoutes(app: FastifyInstance, { ctx }: { ctx: RoleContext }): Promise<void> {
+export async function accountRoutes(app: FastifyInstance, { ctx, signUpLimit }: { ctx: RoleContext; signUpLimit: onRequestHookHandler }): Promise<void> {
   app.post<{ Body: SignUpBody }>(
     '/v2/accounts',
     {
@@ -37,12 +37,15 @@ export async function accountRoutes(app: FastifyInstance, { ctx }: { ctx: RoleCo
         tags: ['accounts'],
         summary: 'Sign up: create an account and its first API key',
         body: SignUpBody,
-        response: { 201: SignedUpSchema, ...errorResponses(400, 403) },
+        response: { 201: SignedUpSchema, ...errorResponses(400, 403, 429) },
       },
       // Refuse before reading the body: a closed sign-up says so whatever was sent.
-      onRequest: async () => {
-        if (ctx.config.signup === 'closed') throw new ApiError(403, 'signup_closed', 'sign-up is closed on this deployment; ask its operator for an account');
-      },
+      onRequest: [
+        async () => {
+          if (ctx.config.signup === 'closed') throw new ApiError(403, 'signup_closed', 'sign-up is closed on this deployment; ask its operator for an account');
+        },
+        signUpLimit,
+      ],
     },
     async (request, reply) => {
       const { account, apiKey } = await ctx.catalog.accounts.create({ name: request.body.name, email: request.body.email ?? null });

@@ -83,6 +83,42 @@ export class AccountStore {
     };
   }
 
+  /** A live (not deleted) account. */
+  async byId(id: string): Promise<Account | null> {
+    const { rows } = await this.pool.query<Account>('SELECT id, name, email, created_at FROM accounts WHERE id = $1 AND deleted_at IS NULL', [id]);
+    return rows[0] ?? null;
+  }
+
+  /** Changes the account's contact details; a field left undefined stays as it is. */
+  async updateContact(id: string, contact: { name?: string; email?: string | null }): Promise<Account | null> {
+    const { rows } = await this.pool.query<Account>(
+      `UPDATE accounts SET name = CASE WHEN $2 THEN $3 ELSE name END, email = CASE WHEN $4 THEN $5 ELSE email END
+        WHERE id = $1 AND deleted_at IS NULL RETURNING id, name, email, created_at`,
+      [id, contact.name !== undefined, contact.name ?? null, contact.email !== undefined, contact.email ?? null],
+    );
+    return rows[0] ?? null;
+  }
+
+  /**
+   * Marks the account deleted and revokes every key of it in one transaction:
+   * from its commit on, no key of the account authenticates. False if it was
+   * deleted already. Its tenants and dbs are deleted afterwards, asynchronously.
+   */
+  async markDeleted(id: string): Promise<boolean> {
+    return inTransaction(this.pool, async (c) => {
+      const { rowCount } = await c.query('UPDATE accounts SET deleted_at = now() WHERE id = $1 AND deleted_at IS NULL', [id]);
+      if (rowCount === 0) return false;
+      await c.query('UPDATE api_keys SET revoked_at = now() WHERE account_id = $1 AND revoked_at IS NULL', [id]);
+      return true;
+    });
+  }
+
+  /** Deleted accounts that still have tenants: deletions a stopped process did not finish. */
+  async deletedWithTenants(): Promise<string[]> {
+    const { rows } = await this.pool.query<{ id: string }>('SELECT a.id FROM accounts a WHERE a.deleted_at IS NOT NULL AND EXISTS (SELECT 1 FROM tenants t WHERE t.account_id = a.id) ORDER BY a.id');
+    return rows.map((r) => r.id);
+  }
+
   /** Records use in batches: a write per request would make the catalog the API's bottleneck. */
   async touchKeys(keyIds: string[]): Promise<void> {
     if (keyIds.length === 0) return;

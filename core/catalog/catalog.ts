@@ -5,6 +5,9 @@ import { AccountStore } from './accounts.js';
 import { TenantStore } from './tenants.js';
 import { DbStore } from './dbs.js';
 import { EventStore } from './events.js';
+import { ApiKeyStore } from './api-keys.js';
+import { UsageStore } from './usage.js';
+import { IdempotencyStore } from './idempotency.js';
 
 // Timestamps leave the catalog as ISO strings (what the API shows), bigints as numbers.
 pg.types.setTypeParser(pg.types.builtins.TIMESTAMPTZ, (v) => new Date(v).toISOString());
@@ -16,12 +19,18 @@ export class Catalog {
   readonly tenants: TenantStore;
   readonly dbs: DbStore;
   readonly events: EventStore;
+  readonly apiKeys: ApiKeyStore;
+  readonly usage: UsageStore;
+  readonly idempotency: IdempotencyStore;
 
   private constructor(readonly pool: pg.Pool, coordinator: Coordinator) {
     this.events = new EventStore(pool, coordinator);
     this.accounts = new AccountStore(pool);
     this.tenants = new TenantStore(pool, this.events);
     this.dbs = new DbStore(pool, this.events, coordinator);
+    this.apiKeys = new ApiKeyStore(pool);
+    this.usage = new UsageStore(pool);
+    this.idempotency = new IdempotencyStore(pool);
   }
 
   static async open(url: string, coordinator: Coordinator, options: { max?: number } = {}): Promise<Catalog> {

@@ -157,9 +157,17 @@ describe('OpenAPI', () => {
         'POST /v2/dbs/{id}/suspend',
         'POST /v2/dbs/{id}/resume',
         'GET /v2/events',
+        'POST /v2/accounts/{account}/api-keys',
+        'GET /v2/account/profile',
+        'POST /v2/account/contact',
+        'POST /v2/account/delete',
+        'GET /v2/api-keys/me',
+        'POST /v2/api-keys/rotate',
+        'POST /v2/api-keys/revoke',
+        'GET /v2/billing/summary',
       ].sort(),
     );
-    expect(Object.keys(doc.components.schemas)).toEqual(expect.arrayContaining(['Db', 'Tenant', 'Error', 'TenantCredentials', 'Account']));
+    expect(Object.keys(doc.components.schemas)).toEqual(expect.arrayContaining(['Db', 'Tenant', 'Error', 'TenantCredentials', 'Account', 'ApiKey']));
     expect(doc.components.schemas.Db.required).toEqual(expect.arrayContaining(['id', 'state', 'scale_state', 'candidate_profile', 'scale_failure_reason', 'suspend_timeout_seconds']));
     const createDb = doc.paths['/v2/tenants/{tenant}/dbs'].post;
     expect(createDb.requestBody.content['application/json'].schema.additionalProperties).toBe(false);
