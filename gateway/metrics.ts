@@ -1,8 +1,9 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { AuthFailureReason } from './auth/scram.js';
 import type { ConnectionOutcome } from './errors.js';
+import { countLiveBytes } from './relay.js';
 
-/** Bytes relayed, counted as plain numbers on the hot path and handed to prom-client when scraped. */
+/** Bytes relayed, read off the sockets' own counters (never per chunk) and handed to prom-client when scraped. */
 export interface RelayedBytes {
   clientToCompute: number;
   computeToClient: number;
@@ -53,6 +54,7 @@ export class GatewayMetrics {
       labelNames: ['direction'],
       registers,
       collect() {
+        countLiveBytes();
         this.inc({ direction: 'client_to_compute' }, relayed.clientToCompute - flushed.clientToCompute);
         this.inc({ direction: 'compute_to_client' }, relayed.computeToClient - flushed.computeToClient);
         flushed.clientToCompute = relayed.clientToCompute;

@@ -5,6 +5,26 @@ import type { ServerConnection } from './server-connection.js';
 /** How long a client may take to read the last bytes after its compute closed. */
 const DRAIN_AFTER_SERVER_CLOSE_MS = 10_000;
 
+/** Sessions being relayed now, so a scrape can count the bytes they moved so far. */
+const live = new Set<{ counted: RelayedBytes; compute: Socket; offset: RelayedBytes }>();
+
+/**
+ * Adds what live sessions relayed since the last call to `into`. Bytes are read off
+ * the sockets' own counters at scrape time: the hot path does no bookkeeping at all.
+ */
+export function countLiveBytes(): void {
+  for (const session of live) settle(session);
+}
+
+function settle(session: { counted: RelayedBytes; compute: Socket; offset: RelayedBytes }): void {
+  const toCompute = session.compute.bytesWritten;
+  const fromCompute = session.compute.bytesRead;
+  session.counted.clientToCompute += toCompute - session.offset.clientToCompute;
+  session.counted.computeToClient += fromCompute - session.offset.computeToClient;
+  session.offset.clientToCompute = toCompute;
+  session.offset.computeToClient = fromCompute;
+}
+
 /**
  * Session mode: the client's startup is finished with `greeting` (the compute's
  * ParameterStatus, the gateway's own BackendKeyData, ReadyForQuery), then bytes
@@ -13,17 +33,12 @@ const DRAIN_AFTER_SERVER_CLOSE_MS = 10_000;
  */
 export function relay(client: Socket, clientReadAhead: Buffer, server: ServerConnection, greeting: Buffer, bytes: RelayedBytes): Promise<void> {
   const compute = server.socket;
-  client.write(greeting);
-  if (server.readAhead.length > 0) {
-    bytes.computeToClient += server.readAhead.length;
-    client.write(server.readAhead);
-  }
-  if (clientReadAhead.length > 0) {
-    bytes.clientToCompute += clientReadAhead.length;
-    compute.write(clientReadAhead);
-  }
-  compute.on('data', (chunk: Buffer) => (bytes.computeToClient += chunk.length));
-  client.on('data', (chunk: Buffer) => (bytes.clientToCompute += chunk.length));
+  // The compute's login exchange is not the client's traffic: count from here on.
+  const session = { counted: bytes, compute, offset: { clientToCompute: compute.bytesWritten, computeToClient: compute.bytesRead } };
+  bytes.computeToClient += server.readAhead.length;
+  live.add(session);
+  client.write(server.readAhead.length > 0 ? Buffer.concat([greeting, server.readAhead]) : greeting);
+  if (clientReadAhead.length > 0) compute.write(clientReadAhead);
   compute.pipe(client);
   client.pipe(compute);
 
@@ -38,5 +53,8 @@ export function relay(client: Socket, clientReadAhead: Buffer, server: ServerCon
     client.end();
     setTimeout(() => client.destroy(), DRAIN_AFTER_SERVER_CLOSE_MS).unref();
   });
-  return Promise.all([clientClosed, computeClosed]).then(() => undefined);
+  return Promise.all([clientClosed, computeClosed]).then(() => {
+    settle(session);
+    live.delete(session);
+  });
 }

@@ -131,6 +131,7 @@ function decodeOid(bytes: Buffer): string {
 export function upgradeToTls(socket: Socket, setup: TlsSetup): Promise<tls.TLSSocket> {
   return new Promise((resolve, reject) => {
     const secure = new tls.TLSSocket(socket, { isServer: true, secureContext: setup.secureContext });
+    secure.on('error', () => undefined); // a late error after the handshake failed must not crash the process
     const onError = (err: Error) => reject(err);
     secure.once('error', onError);
     secure.once('close', () => reject(new Error('client closed the connection during the TLS handshake')));

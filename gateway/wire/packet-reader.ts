@@ -42,7 +42,7 @@ export class PacketReader {
     socket.on('data', this.#onData);
     socket.once('end', end);
     socket.once('close', end);
-    socket.once('error', (err: Error) => {
+    socket.on('error', (err: Error) => {
       this.#failure ??= err;
       end();
     });

@@ -3,6 +3,7 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startGateway } from '../../gateway/index.js';
 import type { TestStack } from '../support/stack.js';
 import { createTenantDb, dbRow, directClient, dsn, metricsText, pgClient, run, sample, startGatewayStack, waitFor, type TenantDb } from './support.js';
 
@@ -176,6 +177,22 @@ describe('pgbench', () => {
     const tps = Number(/tps = ([\d.]+)/.exec(stdout)?.[1]);
     expect(tps).toBeGreaterThan(0);
     expect(stdout).toMatch(/number of failed transactions: 0/);
+  });
+});
+
+describe('stopping', () => {
+  it('a gateway that stops ends its relayed sessions and their compute connections', async () => {
+    const extra = await startGateway({ ...stack.ctx, config: { ...stack.config, gatewayPort: 0 } });
+    const client = pgClient(stack, t, { port: extra.port });
+    const ended = new Promise<void>((resolve) => client.once('end', () => resolve()));
+    client.on('error', () => undefined);
+    await client.connect();
+    const pid = (await client.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid;
+    await extra.stop();
+    await ended;
+    const direct = await directClient(stack, t);
+    await waitFor('the compute session gone', async () => (await direct.query('select 1 from pg_stat_activity where pid = $1', [pid])).rowCount === 0, 5_000);
+    await direct.end();
   });
 });
 

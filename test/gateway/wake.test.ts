@@ -4,6 +4,7 @@ import { freePort } from '../../core/index.js';
 import { ScramClientKeyCache } from '../../gateway/auth/scram-client.js';
 import { ComputeRoutes } from '../../gateway/compute-routes.js';
 import { connectCompute } from '../../gateway/connect-compute.js';
+import { startGateway } from '../../gateway/index.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
 import { createTenantDb, dbRow, metricsText, pgClient, sample, startGatewayStack, startsOf, waitFor, type TenantDb } from './support.js';
 
@@ -219,4 +220,19 @@ describe('when nothing can start the compute', () => {
     (client as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();
     await waitFor('released', async () => (await bare.ctx.coordinator.activity()).get(t.db.id)?.clientConnections === 0, 3_000, 20);
   });
+
+  it('stop() ends waiting and relayed sessions at once', async () => {
+    const t = await createTenantDb(bare, { provision: false });
+    await bare.ctx.catalog.dbs.transition(t.db.id, ['creating'], 'suspended');
+    const extra = await startGateway({ ...bare.ctx, config: { ...bare.config, gatewayPort: 0 } });
+    const waiting = new pg.Client({ host: '127.0.0.1', port: extra.port, user: t.tenant.pg_user, password: t.password, database: 'app' });
+    waiting.on('error', () => undefined);
+    const outcome = waiting.connect().then(() => 'connected', (e: Error) => e.message);
+    await waitFor('the client waits for its wake', async () => (await bare.ctx.coordinator.activity()).get(t.db.id)?.clientConnections === 1, 2_000, 10);
+    const started = Date.now();
+    await extra.stop();
+    expect(Date.now() - started).toBeLessThan(1_000);
+    expect(await outcome).not.toBe('connected');
+  });
 });
+
