@@ -22,23 +22,38 @@ export interface ComputeConnection {
  * Wake (if needed) and log in to the db's compute. A known route that cannot be
  * reached is dropped and the db woken once more; errors the compute itself sends
  * (53300 too many connections, …) are not retried and reach the client unchanged.
+ * A db that stopped running while the login went on (a suspend won the race) is
+ * woken again rather than handing the client a session about to be cut.
  */
 export async function connectCompute(db: DbRecord, login: ComputeLogin, deps: ConnectDeps, signal: AbortSignal): Promise<ComputeConnection> {
-  const first = await wakeCompute(db, deps, signal);
-  try {
-    return { server: await connectWithRetry(first.route, login, deps, signal), woke: first.woke };
-  } catch (err) {
-    if (!(err instanceof ComputeConnectError) || err.sqlstate) throw toClientError(err, db);
-    deps.logger.warn({ db_id: db.id, err: err.message }, 'compute route failed; waking the db again');
-    deps.routes.drop(db.id, first.route);
-  }
-  const second = await wakeCompute(db, deps, signal, true);
-  try {
-    return { server: await connectWithRetry(second.route, login, deps, signal), woke: true };
-  } catch (err) {
-    throw toClientError(err, db);
+  let woke = false;
+  let unreachable = 0;
+  for (let round = 0; ; round++) {
+    // After the first round the known route is suspect: ask the autoscaler, which knows.
+    const wake = await wakeCompute(db, deps, signal, round > 0);
+    woke ||= wake.woke;
+    let server: ServerConnection;
+    try {
+      server = await connectWithRetry(wake.route, login, deps, signal);
+    } catch (err) {
+      // Refused, timed out, "shutting down": the compute may be gone. A real answer (53300, …) is final.
+      if (!(err instanceof ComputeConnectError) || (err.sqlstate && !err.transient) || ++unreachable > 1) throw toClientError(err, db);
+      deps.logger.warn({ db_id: db.id, err: err.message }, 'compute route failed; waking the db again');
+      deps.routes.drop(db.id, wake.route);
+      continue;
+    }
+    const now = deps.routes.get(db.id);
+    if (!now && round < MAX_ROUNDS - 1) {
+      deps.logger.info({ db_id: db.id }, 'db stopped running during the login; waking it again');
+      server.close();
+      continue;
+    }
+    return { server, woke };
   }
 }
+
+/** Wake-and-connect rounds for one client: the first, one after an unreachable route, one after a lost race. */
+const MAX_ROUNDS = 3;
 
 async function connectWithRetry(route: Route, login: ComputeLogin, deps: { logger: Logger; keys: ScramClientKeyCache }, signal: AbortSignal): Promise<ServerConnection> {
   for (let attempt = 0; ; attempt++) {

@@ -85,8 +85,13 @@ describe('waking', () => {
     await first.connect();
     await first.end();
     await waitFor('no connections', async () => (await activityOf(t.db.id))?.clientConnections === 0, 5_000);
-    for (let i = 0; i < 3; i++) {
+    for (let i = 0; i < 12; i++) {
+      // Make sure it runs, then race a suspend against a new client, the client arriving a little before or after.
+      const warm = pgClient(stack, t);
+      await warm.connect();
+      await warm.end();
       const suspending = stack.ctx.coordinator.requestControl({ action: 'suspend', dbId: t.db.id }, 30_000);
+      await new Promise((r) => setTimeout(r, (i % 6) * 8));
       const client = pgClient(stack, t);
       await client.connect();
       expect((await client.query('select 1 as n')).rows[0]).toEqual({ n: 1 });
