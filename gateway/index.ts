@@ -3,7 +3,7 @@ import { ActivityTracker } from './activity.js';
 import { ScramClientKeyCache } from './auth/scram-client.js';
 import { CancelKeys } from './cancellation.js';
 import { ComputeRoutes } from './compute-routes.js';
-import { listen } from './listener.js';
+import { listen, type Listener } from './listener.js';
 import { GatewayMetrics } from './metrics.js';
 import { serveClient, type GatewayDeps } from './session.js';
 import { loadTls } from './tls.js';
@@ -39,7 +39,7 @@ export async function startGateway(ctx: RoleContext): Promise<GatewayRole> {
     cancelKeys: new CancelKeys(),
     activity,
   };
-  let listener;
+  let listener: Listener;
   try {
     listener = await listen(ctx.config.listenHost, ctx.config.gatewayPort, (socket) => serveClient(socket, deps), logger);
   } catch (err) {
