@@ -34,10 +34,12 @@ function profile(name: ProfileName, cpu: number, memoryMb: number, maxConnection
 }
 
 export const PROFILES: Record<ProfileName, Profile> = {
-  L1: profile('L1', 1, 256, 50),
-  L2: profile('L2', 2, 512, 100),
-  L4: profile('L4', 4, 1024, 200),
-  L8: profile('L8', 8, 2048, 400),
+  // Even the smallest profile takes 100 sessions: session-mode clients each hold one,
+  // and 50 app instances connecting to an L1 is an ordinary day.
+  L1: profile('L1', 1, 256, 100),
+  L2: profile('L2', 2, 512, 200),
+  L4: profile('L4', 4, 1024, 400),
+  L8: profile('L8', 8, 2048, 800),
 };
 
 export function isProfileName(name: string): name is ProfileName {

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort } from '../../core/index.js';
+import { freePort, PROFILES } from '../../core/index.js';
 import { ScramClientKeyCache } from '../../gateway/auth/scram-client.js';
 import { ComputeRoutes } from '../../gateway/compute-routes.js';
 import { connectCompute } from '../../gateway/connect-compute.js';
@@ -23,8 +23,8 @@ const activityOf = async (dbId: string) => (await stack.ctx.coordinator.activity
 
 describe('waking', () => {
   it('fifty clients at once on a suspended db: one start, all fifty get in', async () => {
-    // Session mode holds one compute connection per client: L2 has room for fifty (L1's max_connections is 50, three reserved).
-    const t = await createTenantDb(stack, { size: 'L2' });
+    // Session mode holds one compute connection per client: the smallest profile has room for fifty.
+    const t = await createTenantDb(stack);
     expect((await dbRow(stack, t.db.id)).state).toBe('suspended');
     const before = await metricsText(stack);
     const clients = Array.from({ length: 50 }, () => pgClient(stack, t));
@@ -173,8 +173,9 @@ describe('connecting to the compute', () => {
     const t = await createTenantDb(stack);
     const holders: pg.Client[] = [];
     try {
-      // L1: max_connections 50, three kept for superusers: the 48th session is one too many.
-      for (let i = 0; i < 47; i++) {
+      // Three of an L1's max_connections are kept for superusers: one more session than the rest is one too many.
+      const room = Number(PROFILES.L1.postgresSettings.max_connections) - 3;
+      for (let i = 0; i < room; i++) {
         const c = pgClient(stack, t);
         await c.connect();
         holders.push(c);
