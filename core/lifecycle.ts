@@ -59,6 +59,9 @@ export interface DbRecord {
   pool_mode: PoolMode;
   pool_size: number | null;
   handoff_timeout_action: HandoffTimeoutAction;
+  /** Autoscaling limits: the policy keeps a running db within them; null leaves it at its size. */
+  min_profile: ProfileName | null;
+  max_profile: ProfileName | null;
   failure_reason: string | null;
   /** Where the writer listens while running; null otherwise. Internal: never shown to API clients. */
   compute_host: string | null;

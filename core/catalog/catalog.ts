@@ -8,6 +8,7 @@ import { EventStore } from './events.js';
 import { ApiKeyStore } from './api-keys.js';
 import { UsageStore } from './usage.js';
 import { IdempotencyStore } from './idempotency.js';
+import { ControlEpochStore } from './control-epochs.js';
 
 // Timestamps leave the catalog as ISO strings (what the API shows), bigints as numbers.
 pg.types.setTypeParser(pg.types.builtins.TIMESTAMPTZ, (v) => new Date(v).toISOString());
@@ -22,6 +23,7 @@ export class Catalog {
   readonly apiKeys: ApiKeyStore;
   readonly usage: UsageStore;
   readonly idempotency: IdempotencyStore;
+  readonly controlEpochs: ControlEpochStore;
 
   private constructor(readonly pool: pg.Pool, coordinator: Coordinator) {
     this.events = new EventStore(pool, coordinator);
@@ -31,6 +33,7 @@ export class Catalog {
     this.apiKeys = new ApiKeyStore(pool);
     this.usage = new UsageStore(pool);
     this.idempotency = new IdempotencyStore(pool);
+    this.controlEpochs = new ControlEpochStore(pool);
   }
 
   static async open(url: string, coordinator: Coordinator, options: { max?: number } = {}): Promise<Catalog> {

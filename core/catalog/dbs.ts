@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import type { Coordinator } from '../coordinator/index.js';
 import { randomId } from '../ids.js';
-import type { DbRecord, DbState, PoolMode } from '../lifecycle.js';
+import type { DbRecord, DbState, PoolMode, ScaleState } from '../lifecycle.js';
 import type { ProfileName } from '../profiles.js';
 import { inTransaction } from './catalog.js';
 import type { EventStore } from './events.js';
@@ -16,6 +16,8 @@ export interface DbUpdateGuard {
   states?: readonly DbState[];
   /** Write only if `lease_control_epoch` still equals this (fencing: DESIGN §3). */
   epoch?: number;
+  /** Write only if the db's handoff is in one of these stages. */
+  scaleStates?: readonly ScaleState[];
 }
 
 export type PublicDb = Omit<DbRecord, 'compute_host' | 'compute_port' | 'worker_id' | 'account_id' | 'tenant_id'>;
@@ -89,6 +91,10 @@ export class DbStore {
     if (guard.epoch !== undefined) {
       values.push(guard.epoch);
       where.push(`lease_control_epoch = $${values.length}`);
+    }
+    if (guard.scaleStates) {
+      values.push(guard.scaleStates);
+      where.push(`scale_state = ANY($${values.length})`);
     }
     const result = await inTransaction(this.pool, async (c) => {
       const { rowCount } = await c.query(`UPDATE dbs SET ${sets.join(', ')} WHERE ${where.join(' AND ')}`, values);

@@ -7,3 +7,4 @@ export { startEmbeddedCatalog, type EmbeddedCatalog } from './embedded.js';
 export { ApiKeyStore, type ApiKey, type NewApiKey, type RotateResult, type RevokeResult } from './api-keys.js';
 export { UsageStore, type UsageLine } from './usage.js';
 export { IdempotencyStore, type IdempotencyClaim, type StoredResponse } from './idempotency.js';
+export { ControlEpochStore } from './control-epochs.js';

@@ -27,6 +27,8 @@ export interface DbActivity {
    * report the current generation with zero checkouts in flight.
    */
   freezeGeneration?: number | null;
+  /** Checkouts waiting for a server connection right now (transaction pool full); a load signal for the autoscaler. */
+  checkoutsWaiting?: number;
 }
 
 /** A lease held by one process; `epoch` grows with every new holder (fencing, DESIGN §3). */
@@ -106,5 +108,6 @@ export function sumActivity(into: DbActivity | undefined, add: DbActivity): DbAc
     checkoutsInFlight: into.checkoutsInFlight + add.checkoutsInFlight,
     openTransactions: into.openTransactions + add.openTransactions,
     lastActivityAt: Math.max(into.lastActivityAt, add.lastActivityAt),
+    ...(into.checkoutsWaiting !== undefined || add.checkoutsWaiting !== undefined ? { checkoutsWaiting: (into.checkoutsWaiting ?? 0) + (add.checkoutsWaiting ?? 0) } : {}),
   };
 }

@@ -13,6 +13,11 @@ export interface PostgresServerOptions {
   startTimeoutMs: number;
   /** Called with each line the server writes to stderr (its log). */
   onLog?: (line: string) => void;
+  /**
+   * The log line that says the server is up; default: ready to accept connections.
+   * A standby with hot_standby off never says that until promoted: it waits for streaming instead.
+   */
+  readyLine?: string;
 }
 
 const READY = 'database system is ready to accept connections';
@@ -78,6 +83,7 @@ export class PostgresServer {
   }
 
   #waitReady(): Promise<void> {
+    const readyLine = this.options.readyLine ?? READY;
     return new Promise((resolve, reject) => {
       let ready = false;
       let buffered = '';
@@ -96,7 +102,7 @@ export class PostgresServer {
           this.#tail.push(line);
           if (this.#tail.length > TAIL_LINES) this.#tail.shift();
           this.options.onLog?.(line);
-          if (!ready && line.includes(READY)) {
+          if (!ready && line.includes(readyLine)) {
             ready = true;
             clearTimeout(timer);
             resolve();
