@@ -10,6 +10,11 @@ Usage:
   pgwake control-api      the control API only    (needs REDIS_URL and CATALOG_URL)
   pgwake bench [--quick] [scenario…]
                           benchmarks side by side with direct Postgres and PgBouncer
+  pgwake tenants create|list …
+  pgwake dbs create|list|describe|delete …
+  pgwake credentials <tenant>
+                          the control API for people (PGWAKE_API_URL, PGWAKE_API_KEY);
+                          \`pgwake dbs --help\` says more
   pgwake help             this text
 
 Settings come from the environment (see the README's table).`;
@@ -27,6 +32,8 @@ async function main(argv: string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
+  const cli = await import('../cli/index.js');
+  if (cli.handles(command)) return cli.runCli(argv);
   if (command === 'bench') {
     const { runBench } = await import('../bench/cli.js');
     return runBench(argv.slice(1));
