@@ -1,4 +1,5 @@
 import type { Profile, Unsubscribe } from '../core/index.js';
+import type { Lsn } from './lsn.js';
 
 /** What a driver needs to know to run one db's writer. */
 export interface ComputeSpec {
@@ -33,6 +34,30 @@ export interface ComputeExit {
   lastLog: string;
 }
 
+/** A handoff's candidate: the db's next writer, at its new profile, under the next writer term. */
+export interface CandidateSpec extends ComputeSpec {
+  term: number;
+}
+
+export interface CandidateStartOptions {
+  /** Aborted: the handoff was given up (deadline, cancel); the start stops at its next step. */
+  signal: AbortSignal;
+  /** How long the candidate may take to stream. */
+  startTimeoutMs: number;
+  /** Called with the candidate's data directory once it is a standby and before it starts (tests inject faults here). */
+  beforeStart?: (dataDir: string) => Promise<void>;
+}
+
+/** How far a candidate is behind its writer, as the writer sees it. */
+export interface ReplicationProgress {
+  writerLsn: Lsn;
+  /** What the candidate reports it replayed; null while it does not stream. */
+  replayLsn: Lsn | null;
+  lagBytes: bigint | null;
+  /** It replayed past the end of its base backup: it could be promoted. */
+  consistent: boolean;
+}
+
 /** A running writer the provisioning step may talk to as the internal superuser. */
 export type ComputeBootstrap = (endpoint: ComputeEndpoint) => Promise<void>;
 
@@ -59,4 +84,25 @@ export interface ComputeDriver {
   /** Every db with a running writer. */
   running(): ComputeStatus[];
   onExit(listener: (exit: ComputeExit) => void): Unsubscribe;
+
+  // The profile handoff (DESIGN §3), in the order a handoff calls them.
+
+  /** Starts a candidate at its profile as a streaming replica of the running writer; resolves once it streams. */
+  startCandidate(spec: CandidateSpec, o: CandidateStartOptions): Promise<ComputeEndpoint>;
+  describeCandidate(dbId: string): ComputeStatus;
+  candidateProgress(dbId: string): Promise<ReplicationProgress>;
+  /** A checkpoint on the writer, so that the one its fence makes has little left to write. */
+  checkpointWriter(dbId: string): Promise<void>;
+  /** Ends the writer's client sessions (57P01 admin_shutdown: clients may retry); returns how many. */
+  terminateClientSessions(dbId: string): Promise<number>;
+  /** Stops the writer so it acknowledges no more commits; returns where its last (shutdown) checkpoint starts. */
+  fenceWriter(dbId: string): Promise<Lsn>;
+  /** Promotes the candidate once it replayed past `fencedAt`; throws otherwise. */
+  promoteCandidate(dbId: string, fencedAt: Lsn, signal: AbortSignal): Promise<ComputeEndpoint>;
+  /** The promoted candidate becomes the db's writer, its storage the db's; the old writer's storage goes. */
+  adoptCandidate(dbId: string): Promise<ComputeEndpoint>;
+  /** Stops and removes any candidate (and what a crashed run left of one); the writer keeps no WAL for it. */
+  discardCandidate(dbId: string): Promise<void>;
+  /** The writer term whose candidate storage is the db's now (a handoff finished in storage), or null if none. */
+  adoptedTerm(dbId: string): number | null;
 }

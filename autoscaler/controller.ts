@@ -29,7 +29,8 @@ export class ComputeController {
   #closing = false;
   #log: Logger;
 
-  constructor(private readonly ctx: RoleContext, private readonly driver: ComputeDriver, private readonly metrics: AutoscalerMetrics) {
+  /** `epoch`: the acting autoscaler's fencing epoch; every state write is a compare-and-set on the one read (DESIGN §3). */
+  constructor(private readonly ctx: RoleContext, private readonly driver: ComputeDriver, private readonly metrics: AutoscalerMetrics, private readonly epoch: () => number) {
     this.#log = ctx.logger.child({ component: 'autoscaler' });
   }
 
@@ -51,6 +52,12 @@ export class ComputeController {
   /** Something is running or queued for the db. */
   busy(dbId: string): boolean {
     return this.#queue.busy(dbId);
+  }
+
+  /** Runs `fn` in the db's turn, after every action queued before it (a handoff, its recovery). */
+  exclusive<T>(dbId: string, key: string, fn: () => Promise<T>): Promise<T> {
+    if (this.#closing) return Promise.reject(new Error('the autoscaler is stopping'));
+    return this.#queue.run(dbId, key, fn);
   }
 
   provision(dbId: string): Promise<void> {
@@ -148,7 +155,9 @@ export class ComputeController {
       case 'suspended':
         break;
     }
-    db = await this.#move(db, 'starting', { target_scale: 1, failure_reason: null });
+    // A profile asked for while no writer ran (a PATCH of size) is simply the one it starts at.
+    const profile = db.scale_state === 'STABLE' ? db.target_profile : db.current_profile;
+    db = await this.#move(db, 'starting', { target_scale: 1, failure_reason: null, current_profile: profile });
     const log = this.#log.child({ db_id: dbId });
     const t0 = performance.now();
     let endpoint;
@@ -250,10 +259,12 @@ export class ComputeController {
     return db;
   }
 
-  /** Compare-and-set from the state `db` was read in. */
+  /** Compare-and-set from the state and the fencing epoch `db` was read with. */
   async #move(db: DbRecord, to: DbState, patch: DbPatch): Promise<DbRecord> {
-    const moved = await this.ctx.catalog.dbs.transition(db.id, [db.state], to, patch);
-    if (!moved) throw new DbMovedError(`db ${db.id} is no longer ${db.state}; not moving it to ${to}`);
+    const epoch = this.epoch();
+    if (db.lease_control_epoch > epoch) throw new DbMovedError(`db ${db.id} is run by a newer autoscaler (epoch ${db.lease_control_epoch} > ${epoch})`);
+    const moved = await this.ctx.catalog.dbs.transition(db.id, [db.state], to, { ...patch, lease_control_epoch: epoch }, { epoch: db.lease_control_epoch });
+    if (!moved) throw new DbMovedError(`db ${db.id} is no longer ${db.state} (or another autoscaler moved it); not moving it to ${to}`);
     return moved;
   }
 }

@@ -1,12 +1,16 @@
 import { EventEmitter } from 'node:events';
-import { existsSync } from 'node:fs';
-import { readFile, rename, rm, unlink } from 'node:fs/promises';
+import { existsSync, readFileSync } from 'node:fs';
+import { readdir, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { copyDataDir, freePort, PostgresServer, type Logger, type ProcessOwner, type Unsubscribe } from '../core/index.js';
-import type { ComputeBootstrap, ComputeDriver, ComputeEndpoint, ComputeExit, ComputeSpec, ComputeStatus } from './compute-driver.js';
+import type pg from 'pg';
+import { copyDataDir, freePort, giveTo, INTERNAL_SUPERUSER, PostgresServer, type Logger, type ProcessOwner, type Unsubscribe } from '../core/index.js';
+import type { CandidateSpec, CandidateStartOptions, ComputeBootstrap, ComputeDriver, ComputeEndpoint, ComputeExit, ComputeSpec, ComputeStatus, ReplicationProgress } from './compute-driver.js';
 import type { ComputeTemplate } from './compute-template.js';
+import { asSuperuser, connectAsSuperuser } from './compute-sql.js';
+import { copyForBaseBackup, HANDOFF_SLOT, makeStandby, readControlCheckpoint, readTimelineSwitchpoint, writeComputeHba } from './local-replica.js';
+import { formatLsn, parseLsn, type Lsn } from './lsn.js';
 
 export interface LocalComputeDriverOptions {
   /** `<dataDir>/computes`: one `<db-id>/data` per db. */
@@ -18,21 +22,47 @@ export interface LocalComputeDriverOptions {
   host: string;
   startTimeoutMs: number;
   logger: Logger;
+  /** The internal superuser's password: a candidate logs in with it to stream from its writer. */
+  superuserPassword: string;
 }
 
 /**
  * Settings every local writer gets on top of its profile's. They keep a wake
- * short: no huge-page probe at start, no logging work on the way up.
+ * short: no huge-page probe at start, no logging work on the way up. WAL is
+ * kept at `replica` level with room for a handoff's candidate to stream.
  */
 const WRITER_SETTINGS: Record<string, string> = {
   huge_pages: 'off',
   password_encryption: 'scram-sha-256',
   log_checkpoints: 'off',
+  wal_level: 'replica',
+  max_wal_senders: '4',
+  max_replication_slots: '4',
 };
+
+/**
+ * A candidate streams without hot standby: it then need not have the writer's
+ * max_connections and worker counts, so it can be smaller (a scale-down). It
+ * reports its replay position every second, which CATCHING_UP reads on the writer.
+ */
+const CANDIDATE_SETTINGS: Record<string, string> = {
+  hot_standby: 'off',
+  wal_receiver_status_interval: '1s',
+};
+
+/** A standby with hot_standby off says this once it streams, and nothing like "ready" until promoted. */
+const STREAMING_LINE = 'started streaming WAL from primary';
+const READY_LINE = 'database system is ready to accept connections';
 
 /** Start failures that a second try on a fresh port (or a moment later) gets past. */
 const TRANSIENT_START_FAILURE = /could not bind|Address already in use|pre-existing shared memory block|lock file .* already exists/i;
 const START_ATTEMPTS = 4;
+
+/** The directory a db's writer starts from: `data` at first, `data.t<term>` after a handoff. Named by the file `current`. */
+const INITIAL_DATA = 'data';
+const CURRENT_FILE = 'current';
+const DATA_NAME = /^data(\.t\d+)?$/;
+const candidateDirName = (term: number) => `data.t${term}`;
 
 interface LocalWriter {
   server: PostgresServer;
@@ -42,24 +72,62 @@ interface LocalWriter {
   stopping: boolean;
 }
 
+interface LocalCandidate extends LocalWriter {
+  term: number;
+  dir: string;
+  /** The candidate's log, line by line: a promotion is done when it says ready. */
+  log: EventEmitter;
+  /** A superuser session on the writer: replication progress, checkpoint, session ends. */
+  writerSession: pg.Client;
+  /** Where the base backup ended: the candidate is consistent once it replayed this far. */
+  backupEnd: Lsn;
+  promoted: boolean;
+}
+
 /**
  * Writers as Postgres processes on this machine (DESIGN §5): each db a data
- * directory under `<dataDir>/computes/<db-id>/data`, copied from the template,
- * its server run as `owner` when pgwake runs as root.
+ * directory under `<dataDir>/computes/<db-id>/`, first `data` (copied from the
+ * template), after each handoff the candidate's `data.t<term>`, named by the
+ * file `current`. Servers run as `owner` when pgwake runs as root.
  */
 export class LocalComputeDriver implements ComputeDriver {
   readonly kind = 'local';
   #writers = new Map<string, LocalWriter>();
+  #candidates = new Map<string, LocalCandidate>();
+  /** The port a fenced writer listened on: a rollback restarts it there if it is still free. */
+  #fencedPorts = new Map<string, number>();
+  #current = new Map<string, string>();
   #exits = new EventEmitter();
 
   constructor(private readonly o: LocalComputeDriverOptions) {}
 
+  /** The data directory the db's writer starts from. */
   dataDir(dbId: string): string {
-    return path.join(this.#dbDir(dbId), 'data');
+    return path.join(this.#dbDir(dbId), this.#currentName(dbId));
   }
 
   #dbDir(dbId: string): string {
     return path.join(this.o.computesDir, dbId);
+  }
+
+  #currentName(dbId: string): string {
+    let name = this.#current.get(dbId);
+    if (name === undefined) {
+      name = INITIAL_DATA;
+      try {
+        const read = readFileSync(path.join(this.#dbDir(dbId), CURRENT_FILE), 'utf8').trim();
+        if (DATA_NAME.test(read)) name = read;
+      } catch {
+        // no handoff yet: `data`
+      }
+      this.#current.set(dbId, name);
+    }
+    return name;
+  }
+
+  adoptedTerm(dbId: string): number | null {
+    const m = /^data\.t(\d+)$/.exec(this.#currentName(dbId));
+    return m ? Number(m[1]) : null;
   }
 
   async isProvisioned(dbId: string): Promise<boolean> {
@@ -76,8 +144,9 @@ export class LocalComputeDriver implements ComputeDriver {
     const template = await this.o.template.ensure();
     const t0 = performance.now();
     await copyDataDir(template, staging);
+    await writeComputeHba(staging, this.o.owner); // templates made before handoffs let any role ask for replication
     const t1 = performance.now();
-    const server = await this.#startServer(spec, staging, log);
+    const server = await this.#startServer(spec.profile.postgresSettings, staging, log);
     const t2 = performance.now();
     try {
       await bootstrap(this.#endpointOf(server));
@@ -85,6 +154,8 @@ export class LocalComputeDriver implements ComputeDriver {
       await server.stop('fast');
     }
     const t3 = performance.now();
+    await rm(path.join(this.#dbDir(spec.dbId), CURRENT_FILE), { force: true });
+    this.#current.delete(spec.dbId);
     await rename(staging, this.dataDir(spec.dbId));
     log.info({ copy_ms: round(t1 - t0), start_ms: round(t2 - t1), bootstrap_and_stop_ms: round(t3 - t2) }, 'compute provisioned');
   }
@@ -97,16 +168,23 @@ export class LocalComputeDriver implements ComputeDriver {
     const log = this.o.logger.child({ db_id: spec.dbId });
     const dataDir = this.dataDir(spec.dbId);
     await stopStrayPostmaster(dataDir, log);
-    const server = await this.#startServer(spec, dataDir, log);
+    const server = await this.#startServer(spec.profile.postgresSettings, dataDir, log, { port: this.#fencedPorts.get(spec.dbId) });
+    this.#fencedPorts.delete(spec.dbId);
     const writer: LocalWriter = { server, endpoint: this.#endpointOf(server), startedAt: Date.now(), stopping: false };
-    this.#writers.set(spec.dbId, writer);
-    void server.exited.then((code) => {
-      if (this.#writers.get(spec.dbId) === writer) this.#writers.delete(spec.dbId);
-      if (writer.stopping) return;
-      const exit: ComputeExit = { dbId: spec.dbId, workerId: writer.endpoint.workerId, code, lastLog: server.lastLog };
+    this.#track(spec.dbId, writer);
+    return writer.endpoint;
+  }
+
+  /** From now on `proc` is the db's writer: its exit unasked is a crash the controller hears of. */
+  #track(dbId: string, proc: LocalWriter): void {
+    this.#writers.set(dbId, proc);
+    void proc.server.exited.then((code) => {
+      if (this.#writers.get(dbId) !== proc) return;
+      this.#writers.delete(dbId);
+      if (proc.stopping) return;
+      const exit: ComputeExit = { dbId, workerId: proc.endpoint.workerId, code, lastLog: proc.server.lastLog };
       this.#exits.emit('exit', exit);
     });
-    return writer.endpoint;
   }
 
   async stop(dbId: string): Promise<void> {
@@ -121,15 +199,19 @@ export class LocalComputeDriver implements ComputeDriver {
 
   async destroy(dbId: string): Promise<void> {
     await this.stop(dbId);
+    await this.discardCandidate(dbId);
     const log = this.o.logger.child({ db_id: dbId });
     await stopStrayPostmaster(path.join(this.#dbDir(dbId), 'data.provisioning'), log);
     await rm(this.#dbDir(dbId), { recursive: true, force: true });
+    this.#current.delete(dbId);
   }
 
   describe(dbId: string): ComputeStatus {
-    const w = this.#writers.get(dbId);
-    if (!w || !w.server.running) return { dbId, running: false, endpoint: null, pid: null, startedAt: null };
-    return { dbId, running: true, endpoint: w.endpoint, pid: w.server.pid ?? null, startedAt: w.startedAt };
+    return statusOf(dbId, this.#writers.get(dbId));
+  }
+
+  describeCandidate(dbId: string): ComputeStatus {
+    return statusOf(dbId, this.#candidates.get(dbId));
   }
 
   running(): ComputeStatus[] {
@@ -141,14 +223,249 @@ export class LocalComputeDriver implements ComputeDriver {
     return () => this.#exits.off('exit', listener);
   }
 
+  /**
+   * A base backup of the running writer with Postgres's own backup API (a
+   * physical slot made first keeps every WAL segment from the backup's start),
+   * the copy made a standby that streams from the writer, started at the
+   * candidate's profile. Resolves once it streams. Anything a failed attempt
+   * made is removed again.
+   */
+  async startCandidate(spec: CandidateSpec, o: CandidateStartOptions): Promise<ComputeEndpoint> {
+    const { dbId } = spec;
+    const writer = this.#writers.get(dbId);
+    if (!writer || !writer.server.running || writer.stopping) throw new Error(`db ${dbId} has no running writer to copy`);
+    const log = this.o.logger.child({ db_id: dbId, candidate_writer_term: spec.term });
+    await this.discardCandidate(dbId);
+    const dir = path.join(this.#dbDir(dbId), candidateDirName(spec.term));
+    const session = await connectAsSuperuser(writer.endpoint, this.o.superuserPassword);
+    let candidate: LocalCandidate | undefined;
+    try {
+      const t0 = performance.now();
+      await session.query('SELECT pg_create_physical_replication_slot($1, true)', [HANDOFF_SLOT]);
+      await session.query('SELECT pg_backup_start($1, true)', [`pgwake handoff to ${candidateDirName(spec.term)}`]);
+      try {
+        await copyForBaseBackup(this.dataDir(dbId), dir, this.o.owner);
+      } catch (err) {
+        await session.query('SELECT pg_backup_stop(false)').catch(() => undefined);
+        throw err;
+      }
+      const stop = (await session.query<{ lsn: string; labelfile: string; spcmapfile: string }>('SELECT lsn::text, labelfile, spcmapfile FROM pg_backup_stop(false)')).rows[0]!;
+      const t1 = performance.now();
+      await makeStandby(
+        dir,
+        { labelFile: stop.labelfile, tablespaceMap: stop.spcmapfile, primaryHost: writer.endpoint.host, primaryPort: writer.endpoint.port, superuserPassword: this.o.superuserPassword, applicationName: candidateDirName(spec.term) },
+        this.o.owner,
+      );
+      o.signal.throwIfAborted();
+      await o.beforeStart?.(dir);
+      const lines = new EventEmitter().setMaxListeners(0);
+      const server = await this.#startServer({ ...spec.profile.postgresSettings, ...CANDIDATE_SETTINGS }, dir, log, {
+        readyLine: STREAMING_LINE,
+        startTimeoutMs: Math.max(100, o.startTimeoutMs),
+        onLine: (line) => lines.emit('line', line),
+      });
+      candidate = { server, endpoint: this.#endpointOf(server), startedAt: Date.now(), stopping: false, term: spec.term, dir, log: lines, writerSession: session, backupEnd: parseLsn(stop.lsn), promoted: false };
+      this.#candidates.set(dbId, candidate);
+      const c = candidate;
+      void server.exited.then((code) => {
+        if (this.#candidates.get(dbId) === c) this.#candidates.delete(dbId);
+        if (!c.stopping && this.#writers.get(dbId) !== c) log.warn({ code, last_log: server.lastLog }, 'candidate writer exited');
+      });
+      log.info({ backup_ms: round(t1 - t0), start_ms: round(performance.now() - t1), port: candidate.endpoint.port }, 'candidate streaming from the writer');
+      o.signal.throwIfAborted();
+      return candidate.endpoint;
+    } catch (err) {
+      if (!candidate) await session.end().catch(() => undefined);
+      await this.discardCandidate(dbId);
+      throw err;
+    }
+  }
+
+  async candidateProgress(dbId: string): Promise<ReplicationProgress> {
+    const c = this.#candidate(dbId);
+    const { rows } = await c.writerSession.query<{ writer_lsn: string; replay_lsn: string | null }>(
+      `SELECT pg_current_wal_lsn()::text AS writer_lsn,
+              (SELECT replay_lsn::text FROM pg_stat_replication WHERE application_name = $1 AND state = 'streaming' LIMIT 1) AS replay_lsn`,
+      [candidateDirName(c.term)],
+    );
+    const writerLsn = parseLsn(rows[0]!.writer_lsn);
+    const replayLsn = rows[0]!.replay_lsn === null ? null : parseLsn(rows[0]!.replay_lsn);
+    return { writerLsn, replayLsn, lagBytes: replayLsn === null ? null : writerLsn > replayLsn ? writerLsn - replayLsn : 0n, consistent: replayLsn !== null && replayLsn >= c.backupEnd };
+  }
+
+  async checkpointWriter(dbId: string): Promise<void> {
+    await this.#candidate(dbId).writerSession.query('CHECKPOINT');
+  }
+
+  async terminateClientSessions(dbId: string): Promise<number> {
+    const { rows } = await this.#candidate(dbId).writerSession.query<{ n: number }>(
+      `SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity
+        WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND usename <> $1`,
+      [INTERNAL_SUPERUSER],
+    );
+    return rows[0]!.n;
+  }
+
+  /**
+   * Fast shutdown of the writer: it acknowledges no more commits, and its
+   * walsender ships everything up to the shutdown checkpoint to the candidate
+   * (which confirms the flush) before it exits. Returns where that checkpoint
+   * starts, read from pg_control; a writer that did not shut down cleanly throws.
+   */
+  async fenceWriter(dbId: string): Promise<Lsn> {
+    const writer = this.#writers.get(dbId);
+    if (!writer || !writer.server.running) throw new Error(`db ${dbId} has no running writer to fence`);
+    await this.#candidates.get(dbId)?.writerSession.end().catch(() => undefined);
+    writer.stopping = true;
+    this.#fencedPorts.set(dbId, writer.endpoint.port);
+    await writer.server.stop('fast');
+    if (this.#writers.get(dbId) === writer) this.#writers.delete(dbId);
+    const control = await readControlCheckpoint(this.dataDir(dbId));
+    if (!control.shutDown) throw new Error(`the writer of ${dbId} did not shut down cleanly; its last WAL position is unknown`);
+    return control.checkpointLsn;
+  }
+
+  /**
+   * Promotes the candidate (what `pg_ctl promote` does: a `promote` file and
+   * SIGUSR1). A promotion first replays every WAL record the candidate received;
+   * its new timeline's switchpoint then says how far that was, and it must lie
+   * past the fenced writer's shutdown checkpoint, or a commit could be missing.
+   */
+  async promoteCandidate(dbId: string, fencedAt: Lsn, signal: AbortSignal): Promise<ComputeEndpoint> {
+    const c = this.#candidate(dbId);
+    if (!c.server.running || c.server.pid === undefined) throw new Error('the candidate is not running');
+    const ready = new Promise<void>((resolve, reject) => {
+      const onLine = (line: string) => {
+        if (!line.includes(READY_LINE)) return;
+        done();
+        resolve();
+      };
+      const onAbort = () => {
+        done();
+        reject(new Error('promotion did not finish before the deadline'));
+      };
+      const done = () => {
+        c.log.off('line', onLine);
+        signal.removeEventListener('abort', onAbort);
+      };
+      c.log.on('line', onLine);
+      signal.addEventListener('abort', onAbort, { once: true });
+      void c.server.exited.then(() => {
+        done();
+        reject(new Error(`the candidate exited during promotion\n${c.server.lastLog}`));
+      });
+    });
+    const promoteFile = path.join(c.dir, 'promote');
+    await writeFile(promoteFile, '');
+    await giveTo(this.o.owner, promoteFile);
+    process.kill(c.server.pid, 'SIGUSR1');
+    await ready;
+    const switchpoint = await readTimelineSwitchpoint(c.dir);
+    if (switchpoint === null || switchpoint <= fencedAt) {
+      throw new Error(`the candidate replayed WAL only to ${switchpoint === null ? 'nowhere' : formatLsn(switchpoint)}; the writer's last checkpoint is at ${formatLsn(fencedAt)}`);
+    }
+    c.promoted = true;
+    // The replication credential is not needed any more: out of postgresql.auto.conf with it.
+    await asSuperuser(c.endpoint, this.o.superuserPassword, async (client) => {
+      await client.query('ALTER SYSTEM RESET primary_conninfo');
+      await client.query('ALTER SYSTEM RESET primary_slot_name');
+      await client.query('SELECT pg_reload_conf()');
+    });
+    return c.endpoint;
+  }
+
+  /**
+   * The promoted candidate is the db's writer from now on: `current` names its
+   * directory (written aside and renamed, so a crash leaves one or the other),
+   * and the old writer's directory goes.
+   */
+  async adoptCandidate(dbId: string): Promise<ComputeEndpoint> {
+    const c = this.#candidate(dbId);
+    if (!c.promoted) throw new Error('only a promoted candidate can be adopted');
+    const name = path.basename(c.dir);
+    const pointer = path.join(this.#dbDir(dbId), CURRENT_FILE);
+    await writeFile(`${pointer}.new`, `${name}\n`);
+    await rename(`${pointer}.new`, pointer);
+    this.#current.set(dbId, name);
+    this.#candidates.delete(dbId);
+    this.#fencedPorts.delete(dbId);
+    c.startedAt = Date.now();
+    this.#track(dbId, c);
+    await this.#removeAllBut(dbId, name);
+    return c.endpoint;
+  }
+
+  /**
+   * Stops a candidate (immediate: its data is thrown away) and removes every
+   * data directory of the db but the writer's, with whatever a crashed run left
+   * running in them; drops the handoff's slot on the writer, so it keeps no WAL
+   * for a standby that is gone.
+   */
+  async discardCandidate(dbId: string): Promise<void> {
+    const c = this.#candidates.get(dbId);
+    if (c) {
+      c.stopping = true;
+      await c.writerSession.end().catch(() => undefined);
+      await c.server.stop('immediate', 5_000);
+      this.#candidates.delete(dbId);
+    }
+    await this.#removeAllBut(dbId, this.#currentName(dbId));
+    await this.#dropHandoffSlot(dbId);
+  }
+
+  async #removeAllBut(dbId: string, keep: string): Promise<void> {
+    const dir = this.#dbDir(dbId);
+    const log = this.o.logger.child({ db_id: dbId });
+    for (const entry of await readdir(dir).catch(() => [] as string[])) {
+      if (entry === keep || !DATA_NAME.test(entry)) continue;
+      await stopStrayPostmaster(path.join(dir, entry), log, 'immediate');
+      await rm(path.join(dir, entry), { recursive: true, force: true });
+    }
+    await rm(path.join(dir, `${CURRENT_FILE}.new`), { force: true });
+  }
+
+  async #dropHandoffSlot(dbId: string): Promise<void> {
+    const writer = this.#writers.get(dbId);
+    if (!writer || !writer.server.running) {
+      // A stopped writer's slots are directories it loads at start: removing one is dropping it.
+      await rm(path.join(this.dataDir(dbId), 'pg_replslot', HANDOFF_SLOT), { recursive: true, force: true });
+      return;
+    }
+    await asSuperuser(writer.endpoint, this.o.superuserPassword, async (client) => {
+      // The walsender of a candidate just stopped may take a moment to let go of the slot.
+      for (let attempt = 0; attempt < 50; attempt++) {
+        const { rows } = await client.query<{ active: boolean }>('SELECT active FROM pg_replication_slots WHERE slot_name = $1', [HANDOFF_SLOT]);
+        if (rows.length === 0) return;
+        if (!rows[0]!.active) {
+          await client.query('SELECT pg_drop_replication_slot($1)', [HANDOFF_SLOT]);
+          return;
+        }
+        await client.query('SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1 AND active', [HANDOFF_SLOT]);
+        await sleep(20);
+      }
+      throw new Error(`replication slot ${HANDOFF_SLOT} stays in use`);
+    });
+  }
+
+  #candidate(dbId: string): LocalCandidate {
+    const c = this.#candidates.get(dbId);
+    if (!c) throw new Error(`db ${dbId} has no candidate writer`);
+    return c;
+  }
+
   #endpointOf(server: PostgresServer): ComputeEndpoint {
     return { host: server.options.host, port: server.options.port, workerId: `local/${os.hostname()}/${server.pid}` };
   }
 
   /** A free port can be taken by someone else before Postgres binds it, and a killed writer's children can hold its shared memory for a moment: retry those. */
-  async #startServer(spec: ComputeSpec, dataDir: string, log: Logger): Promise<PostgresServer> {
+  async #startServer(
+    settings: Record<string, string>,
+    dataDir: string,
+    log: Logger,
+    o: { port?: number; readyLine?: string; startTimeoutMs?: number; onLine?: (line: string) => void } = {},
+  ): Promise<PostgresServer> {
     for (let attempt = 1; ; attempt++) {
-      const port = await freePort(this.o.host);
+      const port = attempt === 1 && o.port !== undefined ? o.port : await freePort(this.o.host);
       try {
         return await PostgresServer.start({
           binDir: this.o.binDir,
@@ -156,9 +473,13 @@ export class LocalComputeDriver implements ComputeDriver {
           host: this.o.host,
           port,
           owner: this.o.owner,
-          startTimeoutMs: this.o.startTimeoutMs,
-          settings: { ...spec.profile.postgresSettings, ...WRITER_SETTINGS },
-          onLog: (line) => log.debug({ component: 'compute' }, line),
+          startTimeoutMs: o.startTimeoutMs ?? this.o.startTimeoutMs,
+          settings: { ...settings, ...WRITER_SETTINGS },
+          readyLine: o.readyLine,
+          onLog: (line) => {
+            log.debug({ component: 'compute' }, line);
+            o.onLine?.(line);
+          },
         });
       } catch (err) {
         if (attempt >= START_ATTEMPTS || !TRANSIENT_START_FAILURE.test((err as Error).message)) throw err;
@@ -167,6 +488,11 @@ export class LocalComputeDriver implements ComputeDriver {
       }
     }
   }
+}
+
+function statusOf(dbId: string, w: LocalWriter | undefined): ComputeStatus {
+  if (!w || !w.server.running) return { dbId, running: false, endpoint: null, pid: null, startedAt: null };
+  return { dbId, running: true, endpoint: w.endpoint, pid: w.server.pid ?? null, startedAt: w.startedAt };
 }
 
 function round(ms: number): number {
@@ -178,7 +504,7 @@ function round(ms: number): number {
  * process left behind when it died. A lock file naming a process that is not
  * that postmaster is stale and goes.
  */
-async function stopStrayPostmaster(dataDir: string, log: Logger): Promise<void> {
+async function stopStrayPostmaster(dataDir: string, log: Logger, mode: 'fast' | 'immediate' = 'fast'): Promise<void> {
   const lockFile = path.join(dataDir, 'postmaster.pid');
   let pid: number;
   try {
@@ -194,7 +520,8 @@ async function stopStrayPostmaster(dataDir: string, log: Logger): Promise<void> 
     return;
   }
   log.warn({ pid }, 'stopping a compute a previous run left behind');
-  for (const [signal, waitMs] of [['SIGINT', 15_000], ['SIGQUIT', 5_000], ['SIGKILL', 5_000]] as const) {
+  const steps = mode === 'fast' ? ([['SIGINT', 15_000], ['SIGQUIT', 5_000], ['SIGKILL', 5_000]] as const) : ([['SIGQUIT', 5_000], ['SIGKILL', 5_000]] as const);
+  for (const [signal, waitMs] of steps) {
     try {
       process.kill(pid, signal);
     } catch {

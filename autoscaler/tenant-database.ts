@@ -1,6 +1,7 @@
 import pg from 'pg';
-import { createScramVerifier, formatScramVerifier, INTERNAL_SUPERUSER } from '../core/index.js';
+import { createScramVerifier, formatScramVerifier } from '../core/index.js';
 import type { ComputeEndpoint } from './compute-driver.js';
+import { asSuperuser } from './compute-sql.js';
 
 /**
  * A database made once in the template and renamed into the tenant's on each new
@@ -18,16 +19,6 @@ export interface TenantDatabase {
   owner: string;
   /** `secrets.internalRolePassword(owner)`: only its SCRAM verifier reaches the compute. */
   ownerPassword: string;
-}
-
-async function asSuperuser<T>(endpoint: ComputeEndpoint, superuserPassword: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ host: endpoint.host, port: endpoint.port, user: INTERNAL_SUPERUSER, password: superuserPassword, database: 'postgres', application_name: 'pgwake-autoscaler' });
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end();
-  }
 }
 
 /** Run once on the template cluster. */

@@ -1,0 +1,337 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { PROFILE_NAMES, PROFILES, type Config, type DbPatch, type DbRecord, type DbUpdateGuard, type Logger, type ProfileName, type RoleContext, type ScaleState } from '../core/index.js';
+import type { ComputeDriver, ComputeStatus } from './compute-driver.js';
+import { gatewaysHoldingFreeze, waitForFreezeBarrier } from './freeze-barrier.js';
+import type { Lsn } from './lsn.js';
+import type { AutoscalerMetrics } from './metrics.js';
+
+/** Why a handoff ended in FAILED, as `scale_failure_reason` says it. */
+export const SCALE_FAILURE = {
+  candidateStartTimeout: 'candidate_start_timeout',
+  candidateStartFailed: 'candidate_start_failed',
+  candidateExited: 'candidate_exited',
+  catchupTimeout: 'catchup_timeout',
+  catchupFailed: 'catchup_failed',
+  drainTimeout: 'drain_timeout',
+  fenceFailed: 'fence_failed',
+  promoteFailed: 'promote_failed',
+  cutoverTimeout: 'cutover_timeout',
+  controllerFailover: 'controller_failover',
+  controllerStopped: 'controller_stopped',
+  cancelled: 'cancelled',
+} as const;
+export type ScaleFailureReason = (typeof SCALE_FAILURE)[keyof typeof SCALE_FAILURE];
+
+/** Stages a handoff is under way in: a db found in one with no handoff running was left by a controller that is gone. */
+export const HANDOFF_STAGES: readonly ScaleState[] = ['PREPARING', 'CATCHING_UP', 'FROZEN', 'CUTOVER'];
+/** A handoff can be cancelled before CUTOVER. */
+export const CANCELLABLE_STAGES: readonly ScaleState[] = ['PREPARING', 'CATCHING_UP', 'FROZEN'];
+
+/** Where tests may step in (fault injection) and what they see there. */
+export type HandoffPoint = 'PREPARING' | 'candidate_copied' | 'CATCHING_UP' | 'FROZEN' | 'CUTOVER' | 'fenced' | 'promoted' | 'adopted';
+export interface HandoffHookInfo {
+  db: DbRecord;
+  writer: ComputeStatus;
+  candidate: ComputeStatus;
+  /** At `candidate_copied`: the candidate's data directory, a standby not yet started. */
+  candidateDataDir?: string;
+}
+export interface HandoffHooks {
+  at?(point: HandoffPoint, info: HandoffHookInfo): void | Promise<void>;
+}
+
+export interface HandoffDeps {
+  ctx: RoleContext;
+  driver: ComputeDriver;
+  metrics: AutoscalerMetrics;
+  hooks: HandoffHooks;
+  /** The acting autoscaler's fencing epoch (DESIGN §3): every write is a compare-and-set on it. */
+  epoch(): number;
+}
+
+/** How often CATCHING_UP asks the writer how far the candidate replayed. */
+const CATCHUP_POLL_MS = 20;
+
+export function profileRank(p: ProfileName): number {
+  return PROFILE_NAMES.indexOf(p);
+}
+
+/** When the policy may next scale the db down after a handoff from `from` to `to` (scale-ups never wait). */
+export function cooldownUntil(config: Config, from: ProfileName, to: ProfileName, now = Date.now()): string {
+  const seconds = profileRank(to) > profileRank(from) ? config.scaleDownCooldownAfterUpSeconds : config.scaleDownCooldownAfterDownSeconds;
+  return new Date(now + seconds * 1000).toISOString();
+}
+
+/** A handoff stops here; `reason` goes into `scale_failure_reason` unless the db can no longer be written. */
+class HandoffFailure extends Error {
+  constructor(readonly reason: ScaleFailureReason | 'db_moved' | 'fenced', message: string) {
+    super(message);
+  }
+}
+
+/** Where the handoff is, for what a failure must undo. */
+type Reach = 'before_fence' | 'fenced' | 'adopted';
+
+/**
+ * One db's writer moving to another profile (DESIGN §3): PREPARING (a candidate
+ * starts as a streaming replica) → CATCHING_UP (until its replay lag is under a
+ * threshold) → FROZEN (new checkouts wait; the barrier waits for in-flight ones)
+ * → CUTOVER (fence the old writer, promote the candidate once it replayed the
+ * writer's last WAL, switch route and writer term, lift the freeze) → STABLE.
+ * Any failure before the candidate is adopted rolls back to the old writer:
+ * FAILED with a reason, freeze lifted, candidate torn down. Every write is a
+ * compare-and-set on the fencing epoch read, and names its stage and deadline.
+ * Runs inside the db's turn of the controller's queue.
+ */
+export class ProfileHandoff {
+  readonly dbId: string;
+  #abort = new AbortController();
+  #abortReason: ScaleFailureReason | 'db_moved' | undefined;
+  #db: DbRecord;
+  #reach: Reach = 'before_fence';
+  /** Past the CUTOVER write: a cancel can no longer land (the API's write is guarded on the earlier stages). */
+  #pastCancel = false;
+  #log: Logger;
+  #started = performance.now();
+
+  constructor(private readonly deps: HandoffDeps, db: DbRecord, readonly to: ProfileName) {
+    this.dbId = db.id;
+    this.#db = db;
+    this.#log = deps.ctx.logger.child({ component: 'handoff', db_id: db.id, from: db.current_profile, to });
+  }
+
+  /** Stops the handoff at its next step; it rolls back while it still can. */
+  abort(reason: ScaleFailureReason | 'db_moved'): void {
+    if (this.#pastCancel && reason === SCALE_FAILURE.cancelled) return;
+    this.#abortReason ??= reason;
+    this.#abort.abort();
+  }
+
+  /** Runs the handoff to STABLE or FAILED; the row as last written, or null when it could not be written (deleted, or a newer autoscaler acts). */
+  async run(): Promise<DbRecord | null> {
+    const { ctx, driver } = this.deps;
+    const config = ctx.config;
+    const from = this.#db.current_profile;
+    const term = this.#db.writer_term + 1;
+    let stopListening = () => {};
+    try {
+      await this.#write('PREPARING', { target_profile: this.to, candidate_profile: this.to, candidate_writer_term: term, candidate_worker_id: null, scale_failure_reason: null }, config.handoffPrepareTimeoutMs, { scaleStates: ['STABLE'] });
+      stopListening = ctx.coordinator.onDbChanged(({ db }) => {
+        if (db.id === this.dbId && !this.#pastCancel && (db.state !== 'running' || db.target_profile !== this.to)) void this.#recheck();
+      });
+      this.#log.info({ scale_state: 'PREPARING', candidate_writer_term: term }, 'handoff started');
+
+      // PREPARING: the candidate streams from the writer.
+      let deadlineAt = Date.now() + config.handoffPrepareTimeoutMs;
+      let signal = this.#stageSignal(config.handoffPrepareTimeoutMs);
+      await this.#hook('PREPARING');
+      const candidate = await this.#during(signal, SCALE_FAILURE.candidateStartTimeout, SCALE_FAILURE.candidateStartFailed, () =>
+        driver.startCandidate({ dbId: this.dbId, profile: PROFILES[this.to], term }, { signal, startTimeoutMs: deadlineAt - Date.now(), beforeStart: (dir) => this.#hook('candidate_copied', dir) }),
+      );
+      await this.#write(null, { candidate_worker_id: candidate.workerId }, undefined, {}, 'db.scale.candidate_started');
+
+      // CATCHING_UP: on LSN, never on time alone.
+      await this.#write('CATCHING_UP', {}, config.handoffCatchupTimeoutMs);
+      signal = this.#stageSignal(config.handoffCatchupTimeoutMs);
+      await this.#hook('CATCHING_UP');
+      await this.#during(signal, SCALE_FAILURE.catchupTimeout, SCALE_FAILURE.catchupFailed, async () => {
+        for (;;) {
+          if (!driver.describeCandidate(this.dbId).running) throw new HandoffFailure(SCALE_FAILURE.candidateExited, 'the candidate writer exited');
+          const p = await driver.candidateProgress(this.dbId);
+          if (p.consistent && p.lagBytes !== null && p.lagBytes <= BigInt(config.handoffCatchupLagBytes)) break;
+          await sleep(CATCHUP_POLL_MS, undefined, { signal });
+        }
+        // The fence's shutdown checkpoint then has little left to write: a shorter freeze.
+        await driver.checkpointWriter(this.dbId);
+      });
+
+      // FROZEN: new checkouts wait everywhere; the barrier waits for the ones in flight.
+      const generation = this.#db.freeze_generation + 1;
+      await this.#write('FROZEN', { freeze_new_checkouts: true, freeze_generation: generation }, config.handoffDrainTimeoutMs);
+      const frozenAt = performance.now();
+      signal = this.#stageSignal(config.handoffDrainTimeoutMs);
+      await this.#hook('FROZEN');
+      await this.#drain(generation, signal);
+
+      // CUTOVER
+      await this.#write('CUTOVER', {}, config.handoffCutoverTimeoutMs, { scaleStates: ['FROZEN'] });
+      this.#pastCancel = true;
+      deadlineAt = Date.now() + config.handoffCutoverTimeoutMs;
+      signal = this.#stageSignal(config.handoffCutoverTimeoutMs);
+      await this.#hook('CUTOVER');
+      let fencedAt: Lsn;
+      try {
+        fencedAt = await driver.fenceWriter(this.dbId);
+      } catch (err) {
+        this.#reach = 'fenced';
+        throw new HandoffFailure(SCALE_FAILURE.fenceFailed, (err as Error).message);
+      }
+      this.#reach = 'fenced';
+      await this.#hook('fenced');
+      await this.#during(signal, SCALE_FAILURE.cutoverTimeout, SCALE_FAILURE.promoteFailed, () => driver.promoteCandidate(this.dbId, fencedAt, signal));
+      await this.#hook('promoted');
+      const endpoint = await driver.adoptCandidate(this.dbId);
+      this.#reach = 'adopted';
+      await this.#hook('adopted');
+      // One write: the new route and writer term, and the freeze lifted; gateways send waiting checkouts there.
+      await this.#write(null, { compute_host: endpoint.host, compute_port: endpoint.port, worker_id: endpoint.workerId, writer_term: term, current_profile: this.to, freeze_new_checkouts: false }, undefined, {}, 'db.scale.route_switched');
+      const freezeSeconds = (performance.now() - frozenAt) / 1000;
+      this.deps.metrics.handoffFreezeSeconds.observe(freezeSeconds);
+      const done = await this.#write('STABLE', { candidate_profile: null, candidate_worker_id: null, candidate_writer_term: null, autoscale_cooldown_until: cooldownUntil(config, from, this.to) }, null);
+      this.#finished('stable', 'none');
+      this.#log.info({ scale_state: 'STABLE', writer_term: term, freeze_ms: Math.round(freezeSeconds * 10_000) / 10, handoff_ms: Math.round(performance.now() - this.#started) }, 'handoff finished');
+      return done;
+    } catch (err) {
+      return await this.#fail(err);
+    } finally {
+      stopListening();
+    }
+  }
+
+  /**
+   * Waits on the freeze barrier until the drain deadline. Then `rollback` fails
+   * the handoff; `force` ends the writer's client sessions (57P01
+   * admin_shutdown, which drivers and poolers treat as retryable) and cuts over.
+   */
+  async #drain(generation: number, signal: AbortSignal): Promise<void> {
+    try {
+      await waitForFreezeBarrier(this.deps.ctx.coordinator, this.dbId, generation, signal);
+      return;
+    } catch (err) {
+      if (this.#abort.signal.aborted) throw new HandoffFailure(this.#abortReason!, `handoff ${this.#abortReason}`);
+      if (!signal.aborted) throw err;
+    }
+    const holding = await gatewaysHoldingFreeze(this.deps.ctx.coordinator, this.dbId, generation);
+    if (this.#db.handoff_timeout_action !== 'force') {
+      throw new HandoffFailure(SCALE_FAILURE.drainTimeout, `checkouts still in flight at the drain deadline (gateways ${holding.join(', ')})`);
+    }
+    const ended = await this.deps.driver.terminateClientSessions(this.dbId);
+    this.#log.warn({ gateways: holding, sessions_ended: ended }, 'drain deadline passed: ending the blocking sessions (57P01) and cutting over');
+    await this.#write(null, {}, undefined, {}, 'db.scale.drain_forced');
+  }
+
+  /** A CAS write of the db's runtime fields on the epoch read; with `stage`, a new stage with its start and deadline. */
+  async #write(stage: ScaleState | null, patch: DbPatch, stageMs: number | null | undefined, guard: Pick<DbUpdateGuard, 'scaleStates'> = {}, type?: string): Promise<DbRecord> {
+    const epoch = this.deps.epoch();
+    const read = this.#db;
+    if (read.lease_control_epoch > epoch) throw new HandoffFailure('fenced', `a newer autoscaler (epoch ${read.lease_control_epoch}) acts on the db`);
+    const full: DbPatch = { ...patch, lease_control_epoch: epoch };
+    if (stage) {
+      const now = Date.now();
+      full.scale_state = stage;
+      full.scale_phase_started_at = new Date(now).toISOString();
+      full.scale_phase_deadline_at = stageMs ? new Date(now + stageMs).toISOString() : null;
+    }
+    const row = await this.deps.ctx.catalog.dbs.update(this.dbId, full, { ...guard, epoch: read.lease_control_epoch, states: ['running'] }, type ?? `db.scale.${stage!.toLowerCase()}`);
+    if (!row) {
+      const now = await this.deps.ctx.catalog.dbs.byId(this.dbId);
+      if (!now || now.state !== 'running') throw new HandoffFailure('db_moved', `the db is ${now?.state ?? 'gone'}`);
+      if (now.lease_control_epoch > epoch) throw new HandoffFailure('fenced', `a newer autoscaler (epoch ${now.lease_control_epoch}) acts on the db`);
+      this.#db = now;
+      throw new HandoffFailure(SCALE_FAILURE.cancelled, `the db left ${read.scale_state} under the handoff (now ${now.scale_state})`);
+    }
+    this.#db = row;
+    if (!this.#pastCancel && row.target_profile !== this.to) throw new HandoffFailure(SCALE_FAILURE.cancelled, 'cancelled: the target profile changed');
+    return row;
+  }
+
+  /** Something changed the row under the handoff: a cancel (target back to current) or a delete stops it. */
+  async #recheck(): Promise<void> {
+    const db = await this.deps.ctx.catalog.dbs.byId(this.dbId).catch(() => null);
+    if (!db || this.#pastCancel) return;
+    if (db.state !== 'running') this.abort('db_moved');
+    else if (db.target_profile !== this.to) this.abort(SCALE_FAILURE.cancelled);
+  }
+
+  /** A stage's deadline, or the handoff's abort, whichever comes first. */
+  #stageSignal(ms: number): AbortSignal {
+    return AbortSignal.any([this.#abort.signal, AbortSignal.timeout(ms)]);
+  }
+
+  /** Runs a step of a stage, naming what went wrong: an abort, the stage's deadline, or the step itself. */
+  async #during<T>(signal: AbortSignal, onDeadline: ScaleFailureReason, onError: ScaleFailureReason, step: () => Promise<T>): Promise<T> {
+    try {
+      return await step();
+    } catch (err) {
+      if (err instanceof HandoffFailure) throw err;
+      const message = (err as Error).message.split('\n')[0]!;
+      if (this.#abort.signal.aborted) throw new HandoffFailure(this.#abortReason!, `handoff ${this.#abortReason}: ${message}`);
+      if (signal.aborted) throw new HandoffFailure(onDeadline, `deadline passed: ${message}`);
+      throw new HandoffFailure(onError, message);
+    }
+  }
+
+  async #hook(point: HandoffPoint, candidateDataDir?: string): Promise<void> {
+    const at = this.deps.hooks.at;
+    if (!at) return;
+    const { driver } = this.deps;
+    await at(point, { db: this.#db, writer: driver.describe(this.dbId), candidate: driver.describeCandidate(this.dbId), candidateDataDir });
+    if (this.#abort.signal.aborted) throw new HandoffFailure(this.#abortReason!, `handoff ${this.#abortReason}`);
+  }
+
+  /**
+   * Undoes what the handoff did, in an order that keeps clients waiting least:
+   * the freeze is lifted with the FAILED write before the candidate is torn down.
+   * A fenced writer is started again first (its route may change port). Once the
+   * candidate is adopted there is no way back: the db is left in CUTOVER for the
+   * reconcile to finish.
+   */
+  async #fail(err: unknown): Promise<DbRecord | null> {
+    const failure = err instanceof HandoffFailure ? err : new HandoffFailure(SCALE_FAILURE.candidateStartFailed, (err as Error).message);
+    const { driver, ctx } = this.deps;
+    const log = this.#log.child({ reason: failure.reason, reach: this.#reach });
+    if (this.#reach === 'adopted') {
+      log.error({ err: failure.message }, 'handoff could not record its cutover; the reconcile will finish it');
+      this.#finished('failed', SCALE_FAILURE.cutoverTimeout);
+      return null;
+    }
+    if (failure.reason === 'db_moved' || failure.reason === 'fenced') {
+      log.warn({ err: failure.message }, 'handoff stopped: the db can no longer be written by this autoscaler');
+      await driver.discardCandidate(this.dbId).catch((e: Error) => log.error({ err: e }, 'could not tear the candidate down'));
+      this.#finished('failed', failure.reason === 'fenced' ? SCALE_FAILURE.controllerFailover : 'db_moved');
+      return null;
+    }
+    const reason = failure.reason;
+    log.warn({ err: failure.message, scale_state: this.#db.scale_state }, 'handoff failed; rolling back to the old writer');
+    const now = Date.now();
+    const until = new Date(now + ctx.config.handoffFailureCooldownSeconds * 1000).toISOString();
+    const failed: DbPatch = {
+      scale_state: 'FAILED',
+      scale_failure_reason: reason,
+      freeze_new_checkouts: false,
+      candidate_worker_id: null,
+      autoscale_cooldown_until: until,
+      scale_phase_started_at: new Date(now).toISOString(),
+      scale_phase_deadline_at: until,
+    };
+    let row: DbRecord | null = null;
+    if (this.#reach === 'before_fence') {
+      row = await this.#writeFailed(failed);
+      await driver.discardCandidate(this.dbId).catch((e: Error) => log.error({ err: e }, 'could not tear the candidate down'));
+    } else {
+      await driver.discardCandidate(this.dbId).catch((e: Error) => log.error({ err: e }, 'could not tear the candidate down'));
+      try {
+        const endpoint = await driver.start({ dbId: this.dbId, profile: PROFILES[this.#db.current_profile] });
+        row = await this.#writeFailed({ ...failed, compute_host: endpoint.host, compute_port: endpoint.port, worker_id: endpoint.workerId });
+      } catch (startErr) {
+        log.error({ err: startErr }, 'the old writer did not start again after the failed cutover');
+        row = await this.#writeFailed({ ...failed, state: 'failed', failure_reason: 'compute_start_failed', current_scale: 0, target_scale: 0, compute_host: null, compute_port: null, worker_id: null });
+      }
+    }
+    this.#finished('failed', reason);
+    return row;
+  }
+
+  /** FAILED on the freshest row this autoscaler may still write. */
+  async #writeFailed(patch: DbPatch): Promise<DbRecord | null> {
+    const epoch = this.deps.epoch();
+    const fresh = await this.deps.ctx.catalog.dbs.byId(this.dbId);
+    if (!fresh || fresh.lease_control_epoch > epoch) return null;
+    return this.deps.ctx.catalog.dbs.update(this.dbId, { ...patch, lease_control_epoch: epoch }, { epoch: fresh.lease_control_epoch, states: ['running'], scaleStates: HANDOFF_STAGES }, 'db.scale.failed');
+  }
+
+  #finished(result: 'stable' | 'failed', reason: ScaleFailureReason | 'db_moved' | 'none'): void {
+    this.deps.metrics.handoffs.inc({ result, reason });
+    this.deps.metrics.handoffSeconds.observe({ result }, (performance.now() - this.#started) / 1000);
+  }
+}

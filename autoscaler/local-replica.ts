@@ -1,0 +1,135 @@
+import { execFile } from 'node:child_process';
+import { appendFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { giveTo, INTERNAL_SUPERUSER, type ProcessOwner } from '../core/index.js';
+import type { Lsn } from './lsn.js';
+import { parseLsn } from './lsn.js';
+
+const run = promisify(execFile);
+
+/**
+ * What a base backup leaves out (PostgreSQL docs, "Making a Base Backup Using the
+ * Low Level API"): WAL and runtime state the server makes again, the lock file of
+ * the running writer, and our socket directory. Directories among them are made
+ * empty in the copy.
+ */
+const NOT_COPIED_DIRS = ['pg_wal', 'pg_replslot', 'pg_dynshmem', 'pg_notify', 'pg_serial', 'pg_snapshots', 'pg_stat_tmp', 'pg_subtrans'];
+const NOT_COPIED_FILES = ['postmaster.pid', 'postmaster.opts', 'socket', 'backup_label', 'tablespace_map', 'standby.signal', 'recovery.signal', 'promote'];
+
+/** The physical slot that keeps the writer's WAL until its candidate has streamed it. One handoff per writer at a time. */
+export const HANDOFF_SLOT = 'pgwake_handoff';
+
+/**
+ * Copies a running writer's data directory between `pg_backup_start` and
+ * `pg_backup_stop`: pages torn by concurrent writes are repaired by WAL replay.
+ * Files that vanish while copied (a dropped table, a temp file) are no error,
+ * as the docs allow.
+ */
+export async function copyForBaseBackup(from: string, to: string, owner: ProcessOwner | undefined): Promise<void> {
+  await mkdir(to, { mode: 0o700 });
+  await giveTo(owner, to);
+  const skip = new Set([...NOT_COPIED_DIRS, ...NOT_COPIED_FILES]);
+  const entries = (await readdir(from)).filter((e) => !skip.has(e) && !e.startsWith('pgsql_tmp'));
+  await run('cp', ['-a', ...entries.map((e) => path.join(from, e)), `${to}/`]).catch((err: Error & { stderr?: string }) => {
+    const problems = (err.stderr ?? err.message).split('\n').filter((l) => l.trim() && !/No such file or directory/.test(l));
+    if (problems.length > 0) throw new Error(`base backup copy failed: ${problems.join('; ')}`);
+  });
+  for (const dir of NOT_COPIED_DIRS) {
+    const p = path.join(to, dir);
+    await mkdir(p, { mode: 0o700, recursive: true });
+    await giveTo(owner, p);
+  }
+}
+
+async function writeOwned(file: string, content: string, owner: ProcessOwner | undefined): Promise<void> {
+  await writeFile(file, content, { mode: 0o600 });
+  await giveTo(owner, file);
+}
+
+export interface StandbySetup {
+  /** `pg_backup_stop`'s label file: where replay starts. */
+  labelFile: string;
+  /** `pg_backup_stop`'s tablespace map (empty without tablespaces). */
+  tablespaceMap: string;
+  primaryHost: string;
+  primaryPort: number;
+  superuserPassword: string;
+  applicationName: string;
+}
+
+/**
+ * Makes a copied data directory start as a streaming standby of its writer,
+ * logging in for replication as the internal superuser. The password goes into
+ * `postgresql.auto.conf` (mode 0600, the compute's own user), never onto a
+ * command line that `ps` shows; it is reset once the candidate is promoted.
+ */
+export async function makeStandby(dataDir: string, s: StandbySetup, owner: ProcessOwner | undefined): Promise<void> {
+  await writeOwned(path.join(dataDir, 'backup_label'), s.labelFile, owner);
+  if (s.tablespaceMap.trim()) await writeOwned(path.join(dataDir, 'tablespace_map'), s.tablespaceMap, owner);
+  await writeOwned(path.join(dataDir, 'standby.signal'), '', owner);
+  const conninfo = [
+    `host=${s.primaryHost}`,
+    `port=${s.primaryPort}`,
+    `user=${INTERNAL_SUPERUSER}`,
+    `password=${quoteConninfo(s.superuserPassword)}`,
+    `application_name=${s.applicationName}`,
+    'sslmode=disable',
+  ].join(' ');
+  await appendFile(path.join(dataDir, 'postgresql.auto.conf'), `primary_conninfo = ${quoteConf(conninfo)}\nprimary_slot_name = ${quoteConf(HANDOFF_SLOT)}\n`);
+}
+
+function quoteConninfo(v: string): string {
+  return `'${v.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+}
+
+function quoteConf(v: string): string {
+  return `'${v.replace(/'/g, "''")}'`;
+}
+
+/** The replication lines of pg_hba.conf name the internal superuser only; every login is SCRAM. */
+export const COMPUTE_HBA = `# pgwake: every login is SCRAM; replication (a handoff's candidate) only as the internal superuser.
+local   all             all                                     scram-sha-256
+host    all             all             127.0.0.1/32            scram-sha-256
+host    all             all             ::1/128                 scram-sha-256
+host    replication     ${INTERNAL_SUPERUSER}    127.0.0.1/32            scram-sha-256
+host    replication     ${INTERNAL_SUPERUSER}    ::1/128                 scram-sha-256
+`;
+
+export async function writeComputeHba(dataDir: string, owner: ProcessOwner | undefined): Promise<void> {
+  await writeOwned(path.join(dataDir, 'pg_hba.conf'), COMPUTE_HBA, owner);
+}
+
+/** `DBState` in pg_control: what a clean shutdown leaves. */
+const DB_SHUTDOWNED = 1;
+
+export interface ControlFileCheckpoint {
+  /** The server shut down cleanly (its last record is the shutdown checkpoint). */
+  shutDown: boolean;
+  /** Where the last checkpoint record starts. */
+  checkpointLsn: Lsn;
+}
+
+/**
+ * Reads `global/pg_control` of a stopped server (no pg_controldata among the
+ * embedded binaries): `state` sits at byte 16 and `checkPoint` at byte 32 of
+ * ControlFileData, little-endian on the machines we run on.
+ */
+export async function readControlCheckpoint(dataDir: string): Promise<ControlFileCheckpoint> {
+  const control = await readFile(path.join(dataDir, 'global', 'pg_control'));
+  return { shutDown: control.readUInt32LE(16) === DB_SHUTDOWNED, checkpointLsn: control.readBigUInt64LE(32) };
+}
+
+/**
+ * Where a promoted standby left its old timeline: the last line of its newest
+ * `pg_wal/<timeline>.history` says the end of the WAL it replayed. Null before a promotion.
+ */
+export async function readTimelineSwitchpoint(dataDir: string): Promise<Lsn | null> {
+  const wal = path.join(dataDir, 'pg_wal');
+  const histories = (await readdir(wal)).filter((f) => /^[0-9A-F]{8}\.history$/.test(f)).sort();
+  const newest = histories[histories.length - 1];
+  if (!newest) return null;
+  const lines = (await readFile(path.join(wal, newest), 'utf8')).split('\n').filter((l) => /^\d+\s/.test(l));
+  const last = lines[lines.length - 1];
+  return last ? parseLsn(last.split(/\s+/)[1]!) : null;
+}
