@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startControlApi } from '../../control-api/index.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
+import { MANY_SIGNUPS } from './settings.js';
 import { ApiClient, eventually, expectError, fieldProblems } from './client.js';
 import { processesMentioning } from './processes.js';
 
@@ -9,7 +10,7 @@ let stack: TestStack;
 let anon: ApiClient;
 
 beforeAll(async () => {
-  stack = await startTestStack({}, ['autoscaler', 'control-api']);
+  stack = await startTestStack(MANY_SIGNUPS, ['autoscaler', 'control-api']);
   anon = new ApiClient(stack.controlApi!.url);
 });
 afterAll(async () => {

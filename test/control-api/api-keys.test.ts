@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startControlApi } from '../../control-api/index.js';
 import { hashApiKey } from '../../core/index.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
+import { MANY_SIGNUPS } from './settings.js';
 import { ApiClient, eventually, expectError, fieldProblems } from './client.js';
 
 // More keys, the key in use, rotation with a grace period, revocation, and how keys are checked.
@@ -9,7 +10,7 @@ let stack: TestStack;
 let anon: ApiClient;
 
 beforeAll(async () => {
-  stack = await startTestStack({ PGWAKE_API_KEY_ROTATION_GRACE_SECONDS: '3600' }, ['control-api']);
+  stack = await startTestStack({ PGWAKE_API_KEY_ROTATION_GRACE_SECONDS: '3600', ...MANY_SIGNUPS }, ['control-api']);
   anon = new ApiClient(stack.controlApi!.url);
 });
 afterAll(async () => {

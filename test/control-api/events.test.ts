@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startControlApi } from '../../control-api/index.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
+import { MANY_SIGNUPS } from './settings.js';
 import { ApiClient, eventually, expectError } from './client.js';
 import { SseReader } from './sse.js';
 
@@ -9,7 +10,7 @@ let anon: ApiClient;
 const open: SseReader[] = [];
 
 beforeAll(async () => {
-  stack = await startTestStack({}, ['autoscaler', 'control-api']);
+  stack = await startTestStack(MANY_SIGNUPS, ['autoscaler', 'control-api']);
   anon = new ApiClient(stack.controlApi!.url);
 });
 afterAll(async () => {

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startControlApi } from '../../control-api/index.js';
 import type { Logger } from '../../core/index.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
+import { MANY_SIGNUPS } from './settings.js';
 import { ApiClient, eventually, expectError, fieldProblems } from './client.js';
 
 // The HTTP surface that needs no compute: errors, auth, sign-up, OpenAPI, health, metrics.
@@ -11,7 +12,7 @@ let stack: TestStack;
 let anon: ApiClient;
 
 beforeAll(async () => {
-  stack = await startTestStack({}, ['control-api']);
+  stack = await startTestStack(MANY_SIGNUPS, ['control-api']);
   anon = new ApiClient(stack.controlApi!.url);
 });
 afterAll(async () => {

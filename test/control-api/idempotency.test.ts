@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestStack, type TestStack } from '../support/stack.js';
+import { MANY_SIGNUPS } from './settings.js';
 import { ApiClient, expectError, fieldProblems } from './client.js';
 
 // Idempotency-Key on mutating calls: a retried create returns the first result instead of creating twice.
@@ -8,7 +9,7 @@ let stack: TestStack;
 let anon: ApiClient;
 
 beforeAll(async () => {
-  stack = await startTestStack({}, ['autoscaler', 'control-api']);
+  stack = await startTestStack(MANY_SIGNUPS, ['autoscaler', 'control-api']);
   anon = new ApiClient(stack.controlApi!.url);
 });
 afterAll(async () => {

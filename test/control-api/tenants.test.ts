@@ -1,13 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deriveScramKeys, parseScramVerifier } from '../../core/index.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
+import { MANY_SIGNUPS } from './settings.js';
 import { ApiClient, eventually, expectError, fieldProblems } from './client.js';
 
 let stack: TestStack;
 let anon: ApiClient;
 
 beforeAll(async () => {
-  stack = await startTestStack({}, ['autoscaler', 'control-api']);
+  stack = await startTestStack(MANY_SIGNUPS, ['autoscaler', 'control-api']);
   anon = new ApiClient(stack.controlApi!.url);
 });
 afterAll(async () => {
