@@ -98,7 +98,47 @@ export interface Coordinator {
   renewLease(lease: Lease, ttlMs: number): Promise<boolean>;
   releaseLease(lease: Lease): Promise<void>;
 
+  /**
+   * Called after the coordinator lost its link to the other processes and got it back
+   * (Redis restarted or the network blipped): messages published meanwhile were missed,
+   * so a listener re-reads what it caches (a gateway: the catalog's routes). Never
+   * called in-process, where nothing can be missed.
+   */
+  onReconnect(listener: () => void): Unsubscribe;
+
+  /**
+   * Cancel-key routing (DESIGN §4): a CancelRequest may reach any gateway. The gateway
+   * that issued a BackendKeyData registers its key here; another gateway that gets a
+   * CancelRequest it does not know forwards it, and the owner's `onCancelForwarded`
+   * handler receives the key, checks it and cancels on its compute.
+   * `key` is opaque to the coordinator: `cancelKeyHex(processId, secretKey)` makes one.
+   * A registration lapses after `ttlMs` (so a dead gateway's keys go); registering
+   * the same key again renews it.
+   */
+  registerCancelKey(key: string, gatewayId: string, ttlMs: number): Promise<void>;
+  unregisterCancelKey(key: string): Promise<void>;
+  /** Hands `key` to the gateway that registered it; false when no live gateway owns it. */
+  forwardCancel(key: string): Promise<boolean>;
+  /** Receives the keys other gateways forward to `gatewayId`. */
+  onCancelForwarded(gatewayId: string, handler: (key: string) => void): Unsubscribe;
+
   close(): Promise<void>;
+}
+
+/** The routing key of a client's cancel key: the 8 bytes of BackendKeyData (process id, secret), as hex. */
+export function cancelKeyHex(processId: number, secretKey: Buffer | number): string {
+  const buf = Buffer.alloc(8);
+  buf.writeInt32BE(processId | 0, 0);
+  if (typeof secretKey === 'number') buf.writeInt32BE(secretKey | 0, 4);
+  else secretKey.copy(buf, 4, 0, 4);
+  return buf.toString('hex');
+}
+
+/** The process id and secret of a key made by `cancelKeyHex`. */
+export function parseCancelKeyHex(key: string): { processId: number; secretKey: Buffer } {
+  const buf = Buffer.from(key, 'hex');
+  if (buf.length !== 8) throw new Error('a cancel key is 8 bytes of hex');
+  return { processId: buf.readInt32BE(0), secretKey: buf.subarray(4) };
 }
 
 export function sumActivity(into: DbActivity | undefined, add: DbActivity): DbActivity {

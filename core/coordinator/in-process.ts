@@ -9,6 +9,8 @@ export class InProcessCoordinator implements Coordinator {
   #reports = new Map<string, { report: ActivityReport; expiresAt: number }>();
   #leases = new Map<string, Lease>();
   #epochs = new Map<string, number>();
+  #cancelKeys = new Map<string, { gatewayId: string; expiresAt: number }>();
+  #cancelHandlers = new Map<string, Set<(key: string) => void>>();
 
   publishDbChanged(msg: DbChanged): void {
     this.#bus.emit('db', msg);
@@ -108,8 +110,45 @@ export class InProcessCoordinator implements Coordinator {
     if (held && held.holder === lease.holder && held.epoch === lease.epoch) this.#leases.delete(lease.name);
   }
 
+  onReconnect(): Unsubscribe {
+    // One process has no link to lose: nothing is ever missed.
+    return () => {};
+  }
+
+  async registerCancelKey(key: string, gatewayId: string, ttlMs: number): Promise<void> {
+    this.#cancelKeys.set(key, { gatewayId, expiresAt: Date.now() + ttlMs });
+  }
+
+  async unregisterCancelKey(key: string): Promise<void> {
+    this.#cancelKeys.delete(key);
+  }
+
+  async forwardCancel(key: string): Promise<boolean> {
+    const owner = this.#cancelKeys.get(key);
+    if (!owner) return false;
+    if (owner.expiresAt <= Date.now()) {
+      this.#cancelKeys.delete(key);
+      return false;
+    }
+    const handlers = this.#cancelHandlers.get(owner.gatewayId);
+    if (!handlers?.size) return false;
+    for (const handler of handlers) handler(key);
+    return true;
+  }
+
+  onCancelForwarded(gatewayId: string, handler: (key: string) => void): Unsubscribe {
+    let handlers = this.#cancelHandlers.get(gatewayId);
+    if (!handlers) this.#cancelHandlers.set(gatewayId, (handlers = new Set()));
+    handlers.add(handler);
+    return () => {
+      handlers.delete(handler);
+      if (!handlers.size) this.#cancelHandlers.delete(gatewayId);
+    };
+  }
+
   async close(): Promise<void> {
     this.#bus.removeAllListeners();
     this.#handler = undefined;
+    this.#cancelHandlers.clear();
   }
 }

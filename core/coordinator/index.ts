@@ -1,2 +1,3 @@
 export * from './coordinator.js';
 export { InProcessCoordinator } from './in-process.js';
+export { RedisCoordinator, type RedisCoordinatorOptions } from './redis.js';
