@@ -5,7 +5,8 @@ const USAGE = `pgwake — serverless Postgres
 
 Usage:
   pgwake start            every role in one process, embedded catalog (the default)
-  pgwake gateway          the gateway only        (needs REDIS_URL and CATALOG_URL)
+  pgwake gateway          the gateway only        (needs REDIS_URL and CATALOG_URL;
+                          PGWAKE_GATEWAY_WORKERS=N runs N gateways on one port)
   pgwake autoscaler       the autoscaler only     (needs REDIS_URL and CATALOG_URL)
   pgwake control-api      the control API only    (needs REDIS_URL and CATALOG_URL)
   pgwake bench [--quick] [scenario…]
@@ -56,7 +57,20 @@ async function main(argv: string[]): Promise<number> {
     console.error(`pgwake ${command}: running one role per process needs REDIS_URL and CATALOG_URL; use \`pgwake start\` to run everything in one process.`);
     return 2;
   }
+  if (command !== 'start' && !config.secretKey) {
+    // Each process would otherwise make its own key: gateways could not log in to computes the autoscaler made.
+    console.error(`pgwake ${command}: running one role per process needs PGWAKE_SECRET_KEY, the same on every process (64 hex characters: \`openssl rand -hex 32\`).`);
+    return 2;
+  }
+  if (config.gatewayWorkers > 1 && command !== 'gateway') {
+    console.error(`pgwake ${command}: PGWAKE_GATEWAY_WORKERS=${config.gatewayWorkers} is for \`pgwake gateway\` (with REDIS_URL); \`pgwake start\` runs one gateway in its one process.`);
+    return 2;
+  }
   const logger = createLogger(config.logLevel);
+  if (config.gatewayWorkers > 1) {
+    const { runGatewayCluster } = await import('./gateway-cluster.js');
+    return runGatewayCluster(config, logger);
+  }
   let stack: Stack;
   try {
     stack = await startStack(config, roles, logger);

