@@ -92,6 +92,8 @@ export async function startStack(config: Config, roles: RoleName[], logger: Logg
       stops.push(() => stack.controlApi!.stop());
     }
     if (options.metrics === 'cluster-worker') {
+      // Constructing one is what makes a worker answer its primary's requests for metrics.
+      new AggregatorRegistry();
       AggregatorRegistry.setRegistries([metrics]);
     } else if (roles.includes('gateway') || roles.includes('autoscaler')) {
       const server = await serveMetrics(ctx, config.metricsPort);

@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { RedisCoordinator } from '../../core/index.js';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { sample, startRole, startSharedServices, type RoleProcess, type SharedServices } from './roles.js';
 
@@ -41,15 +42,14 @@ function through(gateway: RoleProcess, login: { user: string; password: string }
   return new pg.Client({ host: '127.0.0.1', port: gateway.gatewayPort, user: login.user, password: login.password, database, ssl: false });
 }
 
-it('serves a db made through the API from either gateway, and a wake storm across both starts it once', async () => {
-  expect(gateways[0]!.gatewayPort).not.toBe(gateways[1]!.gatewayPort);
-  const signup = await call('POST', `${api.apiUrl}/v2/accounts`, undefined, { name: 'distributed' });
+/** An account, tenant and db made through the control API, provisioned (suspended) by the autoscaler process. */
+async function newDb(tenantName: string): Promise<{ key: string; dbId: string; login: { user: string; password: string } }> {
+  const signup = await call('POST', `${api.apiUrl}/v2/accounts`, undefined, { name: tenantName });
   expect(signup.status, JSON.stringify(signup.body)).toBe(201);
   const key: string = signup.body.api_key;
-  const tenant = await call('POST', `${api.apiUrl}/v2/tenants`, key, { name: 'acme' });
+  const tenant = await call('POST', `${api.apiUrl}/v2/tenants`, key, { name: tenantName });
   expect(tenant.status, JSON.stringify(tenant.body)).toBe(201);
-  const login = { user: tenant.body.pg_user as string, password: tenant.body.pg_password as string };
-  const created = await call('POST', `${api.apiUrl}/v2/tenants/acme/dbs`, key, { name: 'app', size: 'L1' });
+  const created = await call('POST', `${api.apiUrl}/v2/tenants/${tenantName}/dbs`, key, { name: 'app', size: 'L1' });
   expect(created.status, JSON.stringify(created.body)).toBe(201);
   const dbId: string = created.body.id;
   // Provisioning happens in the autoscaler process (asked over Redis); a new db waits suspended.
@@ -58,6 +58,12 @@ it('serves a db made through the API from either gateway, and a wake storm acros
     if (Date.now() > until) throw new Error('the db was not provisioned in time');
     await new Promise((r) => setTimeout(r, 100));
   }
+  return { key, dbId, login: { user: tenant.body.pg_user as string, password: tenant.body.pg_password as string } };
+}
+
+it('serves a db made through the API from either gateway, and a wake storm across both starts it once', async () => {
+  expect(gateways[0]!.gatewayPort).not.toBe(gateways[1]!.gatewayPort);
+  const { key, dbId, login } = await newDb('acme');
 
   // 12 first connections at once, half through each gateway: one wake.
   const startsBefore = await computeStarts();
@@ -94,6 +100,43 @@ it('serves a db made through the API from either gateway, and a wake storm acros
   expect((await again.query('SELECT body FROM notes')).rows).toEqual([{ body: 'written through gateway one' }]);
   await again.end();
   expect(await computeStarts()).toBe(startsBefore + 2);
+}, 120_000);
+
+it('runs several gateway workers on one port, each a gateway of its own, their metrics summed', async () => {
+  const cluster = await startRole('gateway', { ...shared.env, PGWAKE_GATEWAY_WORKERS: '2' });
+  try {
+    const ids = /\(2 workers: (\S+), (\S+)\)/.exec(cluster.output());
+    expect(ids, cluster.output()).not.toBeNull();
+    expect(ids![1]).not.toBe(ids![2]);
+    const { dbId, login } = await newDb('workers');
+    const clients = Array.from({ length: 8 }, () => through(cluster, login, 'app'));
+    const coordinator = await RedisCoordinator.connect(shared.redis.url);
+    try {
+      await Promise.all(clients.map((c) => c.connect()));
+      expect(await Promise.all(clients.map(async (c, i) => (await c.query<{ n: number }>('SELECT $1::int AS n', [i])).rows[0]!.n))).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+      // Both workers report through Redis, like any two gateways, and the port's connections are shared between them.
+      const perWorker = async () => {
+        const reports = await coordinator.gatewayReports();
+        return [ids![1], ids![2]].map((id) => reports.find((r) => r.gatewayId === id)?.dbs[dbId]?.clientConnections ?? 0);
+      };
+      const until = Date.now() + 10_000;
+      let shares = await perWorker();
+      while (shares[0]! + shares[1]! !== 8) {
+        if (Date.now() > until) throw new Error(`workers reported ${shares.join(' + ')} connections, not 8`);
+        await new Promise((r) => setTimeout(r, 100));
+        shares = await perWorker();
+      }
+      expect(shares[0]).toBeGreaterThan(0);
+      expect(shares[1]).toBeGreaterThan(0);
+    } finally {
+      await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
+      await coordinator.close();
+    }
+    const metrics = await (await fetch(cluster.metricsUrl!)).text();
+    expect(sample(metrics, 'pgwake_gateway_connections_total', '{outcome="relayed"}')).toBe(8);
+  } finally {
+    expect(await cluster.stop()).toBe(0);
+  }
 }, 120_000);
 
 it('refuses to run one role without the shared secret key, saying why', async () => {
