@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { parseTrustedIssuers, type TrustedIssuerConfig } from './trusted-issuers.js';
 
 /**
  * Every setting pgwake reads, from the environment or an optional JSON file
@@ -76,6 +77,8 @@ export const SETTINGS = {
   requireTls: setting('PGWAKE_REQUIRE_TLS', false, bool, 'Refuse clients that do not use TLS (`sslmode=disable`).'),
   wakeTimeoutMs: setting('PGWAKE_WAKE_TIMEOUT_MS', 30_000, int(100, 600_000), 'How long a connection waits for a suspended db to start before 57P03.'),
   startupTimeoutMs: setting('PGWAKE_STARTUP_TIMEOUT_MS', 10_000, int(100, 600_000), 'How long a client has to finish the startup and authentication exchange.'),
+  checkoutTimeoutMs: setting('PGWAKE_CHECKOUT_TIMEOUT_MS', 30_000, int(10, 3_600_000), 'Transaction mode: how long a transaction waits for a free server connection before 53300 naming the pool (a freeze holds it without this limit).'),
+  serverIdleTimeoutMs: setting('PGWAKE_SERVER_IDLE_TIMEOUT_MS', 600_000, int(100, 86_400_000), 'Transaction mode: how long a pooled server connection may sit idle before it is closed.'),
   defaultSuspendTimeoutSeconds: setting('PGWAKE_DEFAULT_SUSPEND_TIMEOUT_SECONDS', 300, int(1, 604_800), 'Idle time before a db suspends, for dbs that do not set `suspend_timeout_seconds`.'),
   minSuspendTimeoutSeconds: setting('PGWAKE_MIN_SUSPEND_TIMEOUT_SECONDS', 60, int(1, 604_800), 'Smallest `suspend_timeout_seconds` the API accepts (tests lower it).'),
   idleCheckIntervalMs: setting('PGWAKE_IDLE_CHECK_INTERVAL_MS', 1_000, int(50, 600_000), 'How often the autoscaler looks for idle dbs.'),
@@ -98,6 +101,18 @@ export const SETTINGS = {
   rateLimitPerAddress: setting('PGWAKE_RATE_LIMIT_PER_ADDRESS', 1200, int(0, 1_000_000_000), 'Requests one client address may make per window, with or without a key (0: no limit).'),
   signupRateLimitPerAddress: setting('PGWAKE_SIGNUP_RATE_LIMIT_PER_ADDRESS', 20, int(0, 1_000_000_000), 'Sign-ups (`POST /v2/accounts`) one client address may make per hour (0: no limit).'),
   trustProxy: setting('PGWAKE_TRUST_PROXY', false, bool, 'Take the client address from `X-Forwarded-For` (behind a load balancer): it is what per-address limits count.'),
+  credentialIssuer: setting('PGWAKE_CREDENTIAL_ISSUER', 'pgwake', str, 'The `iss` of the database credentials (JWTs) `POST /v2/credentials` issues. The gateway trusts this issuer\'s tokens when a key published in the catalog signed them.'),
+  credentialAudience: setting('PGWAKE_CREDENTIAL_AUDIENCE', 'pgwake', str, 'The `aud` of the credentials the control API issues, which the gateway requires of them.'),
+  credentialTtlSeconds: setting('PGWAKE_CREDENTIAL_TTL_SECONDS', 3_600, int(1, 604_800), 'How long a database credential is valid, and the most `ttl_seconds` may ask for.'),
+  signingKeyRotationSeconds: setting('PGWAKE_SIGNING_KEY_ROTATION_SECONDS', 2_592_000, int(1, 31_536_000), 'Age at which the credential signing key is replaced (at the next issue). A replaced key stays in `/.well-known/jwks.json` until the last token it signed has expired.'),
+  tokenClockSkewSeconds: setting('PGWAKE_TOKEN_CLOCK_SKEW_SECONDS', 30, int(0, 600), 'Clock skew the gateway allows when it checks a token\'s `exp` and `nbf`.'),
+  oidcIssuers: setting<TrustedIssuerConfig[]>('PGWAKE_OIDC_ISSUERS', undefined, parseTrustedIssuers, 'External OIDC issuers whose tokens log in oauth roles: a JSON array of objects with `issuer`, `jwks_url` or `jwks`, `audience`, `role_claim` (default `role`) and optionally `db_claim` and `algorithms`. Unset: only the control API\'s own credentials.'),
+  allowCleartextTokensOnLoopback: setting('PGWAKE_ALLOW_CLEARTEXT_TOKENS_ON_LOOPBACK', false, bool, 'Let oauth roles send their token without TLS from a loopback address (local tools). Elsewhere a token travels only over TLS.'),
+  banFailedLogins: setting('PGWAKE_BAN_FAILED_LOGINS', 10, int(0, 1_000_000), 'Failed logins from one address within `PGWAKE_BAN_WINDOW_SECONDS` that ban it from the db it tried (the tenant, when the db was unknown); 0: never ban.'),
+  banWindowSeconds: setting('PGWAKE_BAN_WINDOW_SECONDS', 300, int(1, 86_400), 'The window failed logins are counted in.'),
+  banSeconds: setting('PGWAKE_BAN_SECONDS', 900, int(1, 2_592_000), 'How long a ban lasts (`DELETE …/network-bans/:address` lifts it sooner).'),
+  idleTimeoutSeconds: setting('PGWAKE_IDLE_TIMEOUT_SECONDS', 86_400, int(0, 31_536_000), 'A client session with no traffic either way for this long is ended with 57P05 (0: never). A db may set its own.'),
+  maxConnectionLifeSeconds: setting('PGWAKE_MAX_CONNECTION_LIFE_SECONDS', 259_200, int(0, 31_536_000), 'A client session this old is ended with 57P01 (0: never). A db may set its own. It bounds how long a session outlives its token.'),
 } as const;
 
 type SettingsTable = typeof SETTINGS;
@@ -121,7 +136,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
       out[key] = (overrides as Record<string, unknown>)[key];
       continue;
     }
-    const raw = env[s.env] ?? (file[s.env] === undefined ? undefined : String(file[s.env]));
+    // A JSON file may give a structured setting (PGWAKE_OIDC_ISSUERS) as JSON itself.
+    const fromFile = file[s.env];
+    const raw = env[s.env] ?? (fromFile === undefined ? undefined : typeof fromFile === 'object' && fromFile !== null ? JSON.stringify(fromFile) : String(fromFile));
     if (raw === undefined || raw === '') {
       out[key] = s.default;
       continue;
@@ -139,6 +156,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   }
   if (config.defaultSuspendTimeoutSeconds < config.minSuspendTimeoutSeconds) {
     throw new Error('PGWAKE_DEFAULT_SUSPEND_TIMEOUT_SECONDS: must not be below PGWAKE_MIN_SUSPEND_TIMEOUT_SECONDS');
+  }
+  if (config.oidcIssuers?.some((i) => i.issuer === config.credentialIssuer)) {
+    throw new Error('PGWAKE_OIDC_ISSUERS: an external issuer must not use the name of PGWAKE_CREDENTIAL_ISSUER');
   }
   return config;
 }

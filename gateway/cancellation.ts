@@ -5,12 +5,29 @@ import type { Logger } from '../core/index.js';
 import type { CancelRequest } from './handshake.js';
 import type { ComputeCancelKey } from './server-connection.js';
 
-/** Where a client's cancel goes: the compute that runs its session, with that compute's own key. */
+/** Where a cancel goes: a compute, with that compute's own key for the backend. */
 export interface CancelTarget {
   dbId: string;
   host: string;
   port: number;
   computeKey: ComputeCancelKey;
+}
+
+/** A server connection a cancel can be meant for; `cancelling` holds it back from other clients until the cancel is done. */
+export interface Cancellable {
+  route: { host: string; port: number };
+  conn: { cancelKey: ComputeCancelKey };
+  cancelling: Promise<void> | null;
+}
+
+/**
+ * The client a gateway key stands for. Its server connection changes (transaction
+ * mode: per transaction; session mode: after a move), so the target is asked for
+ * when the cancel arrives; a client holding no server has nothing to cancel.
+ */
+export interface CancelSubject {
+  dbId: string;
+  server(): Cancellable | null;
 }
 
 export interface GatewayCancelKey {
@@ -25,9 +42,9 @@ const CANCEL_TIMEOUT_MS = 5_000;
  * and the compute session it stands for.
  */
 export class CancelKeys {
-  #byProcessId = new Map<number, { secret: Buffer; target: CancelTarget }>();
+  #byProcessId = new Map<number, { secret: Buffer; target: CancelSubject }>();
 
-  issue(target: CancelTarget): GatewayCancelKey {
+  issue(target: CancelSubject): GatewayCancelKey {
     let processId: number;
     do processId = randomInt(1, 2 ** 31 - 1);
     while (this.#byProcessId.has(processId));
@@ -43,7 +60,7 @@ export class CancelKeys {
   }
 
   /** The target for a CancelRequest, or undefined when the key is not one this gateway gave out. */
-  lookup(processId: number, secretKey: Buffer): CancelTarget | undefined {
+  lookup(processId: number, secretKey: Buffer): CancelSubject | undefined {
     const entry = this.#byProcessId.get(processId);
     if (!entry || secretKey.length !== entry.secret.length || !timingSafeEqual(secretKey, entry.secret)) return undefined;
     return entry.target;
@@ -59,13 +76,23 @@ export class CancelKeys {
  * a matching key sends the compute its own CancelRequest.
  */
 export async function handleCancelRequest(req: CancelRequest, keys: CancelKeys, logger: Logger): Promise<boolean> {
-  const target = keys.lookup(req.processId, req.secretKey);
-  if (!target) {
+  const subject = keys.lookup(req.processId, req.secretKey);
+  if (!subject) {
     logger.info({ process_id: req.processId }, 'cancel request with an unknown key ignored');
     return false;
   }
-  await cancelOnCompute(target).catch((err: Error) => logger.warn({ db_id: target.dbId, err: err.message }, 'could not pass a cancel request to the compute'));
-  logger.info({ db_id: target.dbId }, 'cancel request passed to the compute');
+  const server = subject.server();
+  if (!server) {
+    logger.info({ db_id: subject.dbId }, 'cancel request for a client with nothing running ignored');
+    return true;
+  }
+  const sent = cancelOnCompute({ dbId: subject.dbId, host: server.route.host, port: server.route.port, computeKey: server.conn.cancelKey });
+  // Until the compute has the signal, this server connection is not handed to another client (whose query it would cancel).
+  const held = sent.catch(() => undefined);
+  server.cancelling = held;
+  await sent.catch((err: Error) => logger.warn({ db_id: subject.dbId, err: err.message }, 'could not pass a cancel request to the compute'));
+  if (server.cancelling === held) server.cancelling = null;
+  logger.info({ db_id: subject.dbId }, 'cancel request passed to the compute');
   return true;
 }
 

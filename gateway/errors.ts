@@ -26,6 +26,8 @@ export const SQLSTATE = {
   adminShutdown: '57P01',
   featureNotSupported: '0A000',
   internalError: 'XX000',
+  tooManyConnections: '53300',
+  connectionDoesNotExist: '08003',
 } as const;
 
 /** An error the gateway sends to the client as FATAL before closing. */

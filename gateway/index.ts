@@ -5,6 +5,7 @@ import { CancelKeys } from './cancellation.js';
 import { ComputeRoutes } from './compute-routes.js';
 import { listen, type Listener } from './listener.js';
 import { GatewayMetrics } from './metrics.js';
+import { Freezes, ServerPools } from './pool/index.js';
 import { serveClient, type GatewayDeps } from './session.js';
 import { loadTls } from './tls.js';
 
@@ -17,8 +18,9 @@ export interface GatewayRole extends RunningRole {
 /**
  * Raw TCP Postgres gateway on `PGWAKE_GATEWAY_PORT` (DESIGN §4). A connection goes
  * through handshake.ts → tls.ts → route.ts → auth/scram.ts → wake.ts →
- * connect-compute.ts → relay.ts, driven by session.ts; cancellation.ts answers
- * CancelRequest; activity.ts tells the autoscaler which dbs are in use.
+ * connect-compute.ts → pool/ (checkout, freeze) → relay, driven by session.ts;
+ * cancellation.ts answers CancelRequest; activity.ts tells the autoscaler which
+ * dbs are in use and which freezes this gateway holds.
  */
 export async function startGateway(ctx: RoleContext): Promise<GatewayRole> {
   const gatewayId = randomId('gw');
@@ -26,23 +28,53 @@ export async function startGateway(ctx: RoleContext): Promise<GatewayRole> {
   const tls = await loadTls(ctx.config, logger);
   const routes = new ComputeRoutes(ctx.coordinator);
   const activity = new ActivityTracker(ctx.coordinator, gatewayId, logger);
+  const metrics = GatewayMetrics.for(ctx.metrics);
+  const keys = new ScramClientKeyCache();
+  const freezes = new Freezes(ctx.catalog, logger);
+  const pools = new ServerPools(
+    {
+      catalog: ctx.catalog,
+      coordinator: ctx.coordinator,
+      routes,
+      keys,
+      logger,
+      metrics,
+      freezes,
+      timeoutMs: ctx.config.wakeTimeoutMs,
+      checkoutTimeoutMs: ctx.config.checkoutTimeoutMs,
+      serverIdleTimeoutMs: ctx.config.serverIdleTimeoutMs,
+    },
+    ctx.coordinator,
+    freezes,
+    activity,
+  );
+  activity.sources = pools;
+  metrics.sources.add(pools);
   const deps: GatewayDeps = {
     config: ctx.config,
     catalog: ctx.catalog,
     coordinator: ctx.coordinator,
     secrets: ctx.secrets,
     logger,
-    metrics: GatewayMetrics.for(ctx.metrics),
+    metrics,
     tls,
     routes,
-    keys: new ScramClientKeyCache(),
+    keys,
     cancelKeys: new CancelKeys(),
     activity,
+    freezes,
+    pools,
+  };
+  const stopPools = () => {
+    metrics.sources.delete(pools);
+    pools.close();
+    freezes.stop();
   };
   let listener: Listener;
   try {
     listener = await listen(ctx.config.listenHost, ctx.config.gatewayPort, (socket) => serveClient(socket, deps), logger);
   } catch (err) {
+    stopPools();
     routes.close();
     await activity.stop();
     throw new Error(`gateway: cannot listen on ${ctx.config.listenHost}:${ctx.config.gatewayPort}: ${(err as Error).message}`);
@@ -53,6 +85,7 @@ export async function startGateway(ctx: RoleContext): Promise<GatewayRole> {
     gatewayId,
     async stop() {
       await listener.close();
+      stopPools();
       await activity.stop();
       routes.close();
     },

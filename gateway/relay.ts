@@ -1,60 +1,42 @@
 import type { Socket } from 'node:net';
 import type { RelayedBytes } from './metrics.js';
-import type { ServerConnection } from './server-connection.js';
-
-/** How long a client may take to read the last bytes after its compute closed. */
-const DRAIN_AFTER_SERVER_CLOSE_MS = 10_000;
-
-/** Sessions being relayed now, so a scrape can count the bytes they moved so far. */
-const live = new Set<{ counted: RelayedBytes; compute: Socket; offset: RelayedBytes }>();
 
 /**
- * Adds what live sessions relayed since the last call to `into`. Bytes are read off
- * the sockets' own counters at scrape time: the hot path does no bookkeeping at all.
+ * What the relay step costs the metrics: nothing on the hot path. Bytes moved
+ * between clients and computes are read off the compute sockets' own counters
+ * when Prometheus scrapes (`countLiveBytes`) and when a connection closes. The
+ * forwarding itself lives with the server connection (pool/pool-server.ts) and
+ * the client (pool/pooled-client.ts): both modes cut the streams into messages
+ * and pass them on as byte ranges.
  */
+interface Tracked {
+  counted: RelayedBytes;
+  compute: Socket;
+  offset: RelayedBytes;
+}
+
+const live = new Set<Tracked>();
+
+/** Adds what live compute connections moved since the last call. */
 export function countLiveBytes(): void {
-  for (const session of live) settle(session);
+  for (const t of live) settle(t);
 }
 
-function settle(session: { counted: RelayedBytes; compute: Socket; offset: RelayedBytes }): void {
-  const toCompute = session.compute.bytesWritten;
-  const fromCompute = session.compute.bytesRead;
-  session.counted.clientToCompute += toCompute - session.offset.clientToCompute;
-  session.counted.computeToClient += fromCompute - session.offset.computeToClient;
-  session.offset.clientToCompute = toCompute;
-  session.offset.computeToClient = fromCompute;
+function settle(t: Tracked): void {
+  const toCompute = t.compute.bytesWritten;
+  const fromCompute = t.compute.bytesRead;
+  t.counted.clientToCompute += toCompute - t.offset.clientToCompute;
+  t.counted.computeToClient += fromCompute - t.offset.computeToClient;
+  t.offset.clientToCompute = toCompute;
+  t.offset.computeToClient = fromCompute;
 }
 
-/**
- * Session mode: the client's startup is finished with `greeting` (the compute's
- * ParameterStatus, the gateway's own BackendKeyData, ReadyForQuery), then bytes
- * flow both ways as buffers, unparsed, with backpressure from `pipe`.
- * Resolves when both sides are closed.
- */
-export function relay(client: Socket, clientReadAhead: Buffer, server: ServerConnection, greeting: Buffer, bytes: RelayedBytes): Promise<void> {
-  const compute = server.socket;
-  // The compute's login exchange is not the client's traffic: count from here on.
-  const session = { counted: bytes, compute, offset: { clientToCompute: compute.bytesWritten, computeToClient: compute.bytesRead } };
-  bytes.computeToClient += server.readAhead.length;
-  live.add(session);
-  client.write(server.readAhead.length > 0 ? Buffer.concat([greeting, server.readAhead]) : greeting);
-  if (clientReadAhead.length > 0) compute.write(clientReadAhead);
-  compute.pipe(client);
-  client.pipe(compute);
-
-  const clientClosed = new Promise<void>((resolve) => (client.destroyed ? resolve() : client.once('close', () => resolve())));
-  const computeClosed = new Promise<void>((resolve) => (compute.destroyed ? resolve() : compute.once('close', () => resolve())));
-  client.on('error', () => compute.destroy());
-  compute.on('error', () => client.end());
-  // The client left: nothing more is owed to it, and its session on the compute ends now.
-  void clientClosed.then(() => compute.destroy());
-  // The compute closed (after a FATAL, say): the client still gets every byte it sent, then its connection ends.
-  void computeClosed.then(() => {
-    client.end();
-    setTimeout(() => client.destroy(), DRAIN_AFTER_SERVER_CLOSE_MS).unref();
-  });
-  return Promise.all([clientClosed, computeClosed]).then(() => {
-    settle(session);
-    live.delete(session);
-  });
+/** Counts a compute connection's bytes from now on (its login is not client traffic); returns the call that stops it. */
+export function trackComputeBytes(compute: Socket, counted: RelayedBytes, readAhead = 0): () => void {
+  const t: Tracked = { counted, compute, offset: { clientToCompute: compute.bytesWritten, computeToClient: compute.bytesRead - readAhead } };
+  live.add(t);
+  return () => {
+    if (!live.delete(t)) return;
+    settle(t);
+  };
 }

@@ -7,13 +7,15 @@ import type { ScramClientKeyCache } from './auth/scram-client.js';
 import { handleCancelRequest, type CancelKeys, type GatewayCancelKey } from './cancellation.js';
 import type { ComputeRoutes } from './compute-routes.js';
 import { ComputeRefusal, connectCompute } from './connect-compute.js';
+import { ClientParams, PoolServer, PooledClient, welcomeFor, type Freezes, type ServerPools } from './pool/index.js';
+import type { ComputeLogin } from './server-connection.js';
+import { untilAborted } from './wake.js';
 import { ClientGone, errorResponseOf, GatewayError, SQLSTATE, type ConnectionOutcome } from './errors.js';
 import { readHandshake, type StartupRequest } from './handshake.js';
 import type { GatewayMetrics } from './metrics.js';
-import { relay } from './relay.js';
 import { findDb, findTenant, routeRequestOf, type RouteRequest } from './route.js';
 import type { TlsSetup } from './tls.js';
-import { authenticationOk, backendKeyData, negotiateProtocolVersion } from './wire/backend-messages.js';
+import { authenticationOk, backendKeyData, negotiateProtocolVersion, readyForQuery } from './wire/backend-messages.js';
 import type { PacketReader } from './wire/packet-reader.js';
 
 /** Everything a client session uses, built once by `startGateway`. */
@@ -29,6 +31,8 @@ export interface GatewayDeps {
   keys: ScramClientKeyCache;
   cancelKeys: CancelKeys;
   activity: ActivityTracker;
+  freezes: Freezes;
+  pools: ServerPools;
 }
 
 /** How long an error message may take to reach a client before its socket is destroyed anyway. */
@@ -36,8 +40,10 @@ const ERROR_FLUSH_MS = 2_000;
 
 /**
  * One client connection, through the steps of DESIGN §4 in order: handshake (and
- * TLS) → route → SCRAM → wake → connect to the compute → relay. Never throws:
- * every failure becomes an ErrorResponse with a SQLSTATE, then the socket closes.
+ * TLS) → route → SCRAM → wake → checkout (pool/) → relay. In session mode the
+ * client gets its own server connection now (waking the db); in transaction mode
+ * it is greeted from its pool and checks out a server per transaction. Never
+ * throws: every failure becomes an ErrorResponse with a SQLSTATE, then the socket closes.
  */
 export async function serveClient(raw: Socket, deps: GatewayDeps): Promise<void> {
   const connId = randomId('conn', 10);
@@ -90,25 +96,58 @@ export async function serveClient(raw: Socket, deps: GatewayDeps): Promise<void>
 
     // Authenticated: only now may the client learn which dbs exist, and only now may a compute start.
     const db = await findDb(deps.catalog, tenant!, request);
-    log = log.child({ db_id: db.id });
-    activity = deps.activity.open(db.id);
+    deps.freezes.observe(db);
+    log = log.child({ db_id: db.id, pool_mode: db.pool_mode });
+    activity = deps.activity.open(db.id, db.pool_mode);
     const clientLeft = new AbortController();
     void startup.reader.closed.then(() => clientLeft.abort());
+    const login: ComputeLogin = { user: tenant!.pg_user, password: deps.secrets.internalRolePassword(tenant!.pg_user), database: db.name, params: computeParams(startup, request) };
+    const common = { db, log, metrics: deps.metrics, freezes: deps.freezes, activity };
+    let client: PooledClient;
+    let greeting: Buffer;
     const started = performance.now();
-    const { server, woke } = await connectCompute(
-      db,
-      { user: tenant!.pg_user, password: deps.secrets.internalRolePassword(tenant!.pg_user), database: db.name, params: computeParams(startup, request) },
-      { ...deps, logger: log, timeoutMs: deps.config.wakeTimeoutMs },
-      clientLeft.signal,
-    );
-    deps.metrics.wakeSeconds.observe({ kind: woke ? 'cold' : 'warm' }, (performance.now() - started) / 1000);
-    activity.serverAttached();
-    cancelKey = deps.cancelKeys.issue({ dbId: db.id, host: server.route.host, port: server.route.port, computeKey: server.cancelKey });
-    const greeting = Buffer.concat([...server.startupMessages, backendKeyData(cancelKey.processId, cancelKey.secretKey), server.readyForQuery]);
+    if (db.pool_mode === 'transaction') {
+      // Server connections are shared by every client of this role and db: opened without the client's parameters, which travel per checkout.
+      const pool = deps.pools.get(db, { ...login, params: {} });
+      const welcome = await pool.welcome(clientLeft.signal);
+      const params = ClientParams.fromStartup(startup.params, request.computeOptions);
+      client = new PooledClient(socket, { mode: 'transaction', pool, params, ...common });
+      cancelKey = deps.cancelKeys.issue({ dbId: db.id, server: () => client.currentServer });
+      greeting = Buffer.concat([...welcomeFor(welcome, params), backendKeyData(cancelKey.processId, cancelKey.secretKey), readyForQuery('I')]);
+    } else {
+      // Reported before the route is read: an autoscaler that set `suspending` and looks again sees this client.
+      await untilAborted(activity.reported(), clientLeft.signal);
+      await deps.freezes.waitLifted(db.id, db.name, clientLeft.signal);
+      const connectDeps = { ...deps, logger: log, timeoutMs: deps.config.wakeTimeoutMs };
+      const { server: conn, woke } = await connectCompute(db, login, connectDeps, clientLeft.signal);
+      deps.metrics.wakeSeconds.observe({ kind: woke ? 'cold' : 'warm' }, (performance.now() - started) / 1000);
+      const server = new PoolServer(conn, deps.metrics.relayed, () => undefined);
+      client = new PooledClient(socket, {
+        mode: 'session',
+        server,
+        routeMatches: (s) => {
+          const route = deps.routes.get(db.id);
+          return route !== undefined && route.host === s.route.host && route.port === s.route.port && route.writerTerm === s.route.writerTerm;
+        },
+        reconnect: async (signal) => (await connectCompute((await deps.catalog.dbs.byId(db.id)) ?? db, login, connectDeps, signal)).server,
+        ...common,
+      });
+      cancelKey = deps.cancelKeys.issue({ dbId: db.id, server: () => client.currentServer });
+      greeting = Buffer.concat([...conn.startupMessages, backendKeyData(cancelKey.processId, cancelKey.secretKey), conn.readyForQuery]);
+    }
     outcome = 'relayed';
     deps.metrics.outcome(outcome);
-    log.debug({ woke, ms: Math.round(performance.now() - started) }, 'client session relayed to its compute');
-    await relay(socket, startup.reader.detach(), server, greeting, deps.metrics.relayed);
+    log.debug({ ms: Math.round(performance.now() - started) }, 'client session relayed');
+    socket.write(greeting);
+    const forget = db.pool_mode === 'session' ? deps.pools.addSession(db.id, client) : () => undefined;
+    try {
+      const done = client.start(startup.reader.detach());
+      // A freeze applied while this session connected holds it like the others.
+      if (deps.freezes.frozen(db.id)) client.frozenNow();
+      await done;
+    } finally {
+      forget();
+    }
   } catch (err) {
     outcome = refuse(err, socket, reader !== null, deps, log);
   } finally {

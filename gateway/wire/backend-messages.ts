@@ -34,3 +34,15 @@ export const negotiateProtocolVersion = (newestMinor: number, unsupportedOptions
   message(MSG.negotiateProtocolVersion, Buffer.concat([int32((3 << 16) | newestMinor), int32(unsupportedOptions.length), ...unsupportedOptions.map(cstring)]));
 
 export const parameterStatus = (name: string, value: string): Buffer => message(MSG.parameterStatus, Buffer.concat([cstring(name), cstring(value)]));
+
+const READY_FOR_QUERY: Record<string, Buffer> = {
+  I: Buffer.from([MSG.readyForQuery, 0, 0, 0, 5, 0x49]),
+  T: Buffer.from([MSG.readyForQuery, 0, 0, 0, 5, 0x54]),
+  E: Buffer.from([MSG.readyForQuery, 0, 0, 0, 5, 0x45]),
+};
+/** ReadyForQuery with transaction status I (idle), T (in a transaction) or E (in a failed one). */
+export const readyForQuery = (status: 'I' | 'T' | 'E'): Buffer => READY_FOR_QUERY[status]!;
+
+/** ParseComplete ('1') and CloseComplete ('3'): what the gateway answers for a Parse or Close it did not need to send. */
+export const PARSE_COMPLETE = Buffer.from([0x31, 0, 0, 0, 4]);
+export const CLOSE_COMPLETE = Buffer.from([0x33, 0, 0, 0, 4]);

@@ -45,7 +45,8 @@ describe('waking', () => {
     expect(delta('cold') + delta('warm')).toBe(50);
     // The autoscaler hears about them with the next report: fifty client connections on this db.
     await waitFor('fifty connections reported', async () => (await activityOf(t.db.id))?.clientConnections === 50, 3_000);
-    expect(await activityOf(t.db.id)).toMatchObject({ clientConnections: 50, checkoutsInFlight: 50 });
+    // Connected and idle: in session mode a connection keeps its db awake, but nothing is in flight (the freeze barrier counts only requests).
+    expect(await activityOf(t.db.id)).toMatchObject({ clientConnections: 50, checkoutsInFlight: 0, openTransactions: 0 });
     await Promise.all(clients.map((c) => c.end()));
     await waitFor('activity back to zero', async () => (await activityOf(t.db.id))?.clientConnections === 0, 5_000);
   });

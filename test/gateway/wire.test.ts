@@ -117,7 +117,7 @@ describe('tls-server-end-point', () => {
 describe('cancel keys', () => {
   it('finds the target only with the exact key', () => {
     const keys = new CancelKeys();
-    const target = { dbId: 'db-1', host: '127.0.0.1', port: 1, computeKey: { processId: 10, secretKey: 20 } };
+    const target = { dbId: 'db-1', server: () => null };
     const key = keys.issue(target);
     const secret = Buffer.alloc(4);
     secret.writeInt32BE(key.secretKey, 0);

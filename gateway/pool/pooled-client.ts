@@ -1,0 +1,569 @@
+import type { Socket } from 'node:net';
+import type { DbRecord, Logger, PoolMode } from '../../core/index.js';
+import type { ClientActivity } from '../activity.js';
+import { ClientGone, errorResponse, GatewayError, SQLSTATE } from '../errors.js';
+import type { GatewayMetrics } from '../metrics.js';
+import type { ServerConnection } from '../server-connection.js';
+import { readyForQuery } from '../wire/backend-messages.js';
+import { MessageFramer, type FrameSink } from '../wire/framer.js';
+import type { Freezes } from './freeze.js';
+import { PoolServer, queryMessage, STATUS_IDLE, type ServerClient } from './pool-server.js';
+import type { ServerPool } from './pool.js';
+import { ClientStatements, closeStatement, readBind, readParse, readTarget, renamed, renamedParse, serverNameOf, type ClientStatement } from './prepared-statements.js';
+import { ACTION, REQ, type RequestAction } from './request-queue.js';
+import { captureSession, replaySession, type SessionState } from './session-move.js';
+import { dropsAllStatements, leavesSessionState } from './server-reset.js';
+import type { ClientParams } from './startup-params.js';
+
+const M_QUERY = 0x51; // Q
+const M_PARSE = 0x50; // P
+const M_BIND = 0x42; // B
+const M_DESCRIBE = 0x44; // D
+const M_CLOSE = 0x43; // C
+const M_EXECUTE = 0x45; // E
+const M_SYNC = 0x53; // S
+const M_FUNCTION = 0x46; // F
+const M_COPY_DONE = 0x63; // c
+const M_COPY_FAIL = 0x66; // f
+const M_TERMINATE = 0x58; // X
+const KIND_STATEMENT = 0x53; // 'S' in Describe and Close
+
+/** Transaction mode reads these whole: it renames statements in them and looks at their SQL. */
+const WHOLE_IN_TRANSACTION_MODE = new Set([M_QUERY, M_PARSE, M_BIND, M_DESCRIBE, M_CLOSE]);
+
+interface Common {
+  db: DbRecord;
+  log: Logger;
+  metrics: GatewayMetrics;
+  freezes: Freezes;
+  activity: ClientActivity;
+}
+
+export interface TransactionModeClient extends Common {
+  mode: 'transaction';
+  pool: ServerPool;
+  params: ClientParams;
+}
+
+export interface SessionModeClient extends Common {
+  mode: 'session';
+  server: PoolServer;
+  /** Whether a server connection still talks to the db's current writer. */
+  routeMatches(server: PoolServer): boolean;
+  /** A new connection to the db's writer as the route says now, with the session's login: for a move. */
+  reconnect(signal: AbortSignal): Promise<ServerConnection>;
+}
+
+export type PooledClientOptions = TransactionModeClient | SessionModeClient;
+
+/**
+ * One client after its startup, in either pool mode. Its messages are cut at
+ * message boundaries and passed to the server connection it holds, as byte
+ * ranges; a message that arrives while it holds none waits (the socket paused)
+ * until a checkout gives it one. In transaction mode the checkout lasts one
+ * transaction and statement names are mapped to the server's; in session mode
+ * the client keeps its own server connection, and is only held back by a
+ * freeze, after which it may move to the new writer with its session.
+ */
+export class PooledClient implements ServerClient, FrameSink {
+  readonly statements = new ClientStatements();
+  #server: PoolServer | null = null;
+  /** Session mode: the client's own connection, kept while a freeze holds the client. */
+  #own: PoolServer | null = null;
+  #framer: MessageFramer;
+  #stalled: Buffer[] = [];
+  #waiting = false;
+  #busy = false;
+  #discarding = false;
+  #streaming: PoolServer | null = null;
+  #drainWait = false;
+  #left = new AbortController();
+  #ended = false;
+  #capture: Promise<SessionState> | null = null;
+  #finish!: () => void;
+  readonly done: Promise<void>;
+
+  constructor(
+    readonly socket: Socket,
+    private readonly o: PooledClientOptions,
+  ) {
+    this.done = new Promise((resolve) => (this.#finish = resolve));
+    this.#framer = new MessageFramer(this, o.mode === 'transaction' ? (t) => WHOLE_IN_TRANSACTION_MODE.has(t) : () => false);
+  }
+
+  /** Starts relaying; `readAhead` is what the client sent before its greeting was written. */
+  start(readAhead: Buffer): Promise<void> {
+    const socket = this.socket;
+    socket.on('data', this.#onData);
+    socket.once('close', () => this.#clientGone());
+    socket.on('error', () => socket.destroy());
+    if (this.o.mode === 'session') {
+      this.#own = this.o.server;
+      this.#link(this.o.server);
+    }
+    if (socket.destroyed) {
+      this.#clientGone();
+      return this.done;
+    }
+    socket.resume();
+    if (readAhead.length > 0) this.#onData(readAhead);
+    return this.done;
+  }
+
+  /** Whether the client holds a server connection for a request or transaction now. */
+  get busy(): boolean {
+    return this.#busy;
+  }
+
+  /** The server connection a cancel from this client is meant for, if any. */
+  get currentServer(): PoolServer | null {
+    return this.#server ?? (this.#busy ? this.#own : null);
+  }
+
+  // ---- the client's bytes ----
+
+  #onData = (chunk: Buffer): void => {
+    if (this.#ended) return;
+    if (this.#waiting || this.#stalled.length > 0) {
+      this.#stalled.push(chunk);
+      return;
+    }
+    this.#feed(chunk);
+  };
+
+  #feed(chunk: Buffer): void {
+    const server = this.#server;
+    server?.socket.cork();
+    let rest: Buffer | null;
+    try {
+      rest = this.#framer.push(chunk);
+    } catch (err) {
+      this.#fatal(err instanceof GatewayError ? err : new GatewayError(SQLSTATE.protocolViolation, (err as Error).message, 'protocol_error'));
+      return;
+    } finally {
+      if (server) {
+        server.toServer.flush();
+        server.socket.uncork();
+      }
+    }
+    if (rest) {
+      this.#stalled.unshift(rest);
+      this.#needServer();
+      return;
+    }
+    const target = this.#server?.socket;
+    if (target && target.writableNeedDrain && !this.#drainWait) {
+      this.#drainWait = true;
+      this.socket.pause();
+      target.once('drain', () => {
+        this.#drainWait = false;
+        if (!this.#waiting && !this.#ended) this.socket.resume();
+      });
+    }
+  }
+
+  #drainStalled(): void {
+    while (!this.#waiting && !this.#ended && this.#stalled.length > 0) this.#feed(this.#stalled.shift()!);
+    if (!this.#waiting && !this.#ended && !this.#drainWait) this.socket.resume();
+  }
+
+  message(type: number, buf: Buffer, s: number, e: number): boolean {
+    if (this.#discarding) {
+      if (type === M_TERMINATE) this.#terminate();
+      else if (type === M_QUERY || type === M_SYNC) {
+        this.#discarding = false;
+        this.socket.write(readyForQuery('I'));
+      }
+      return true;
+    }
+    if (type === M_TERMINATE) {
+      this.#terminate();
+      return true;
+    }
+    const server = this.#server;
+    if (!server) return false;
+    if (!this.#busy) this.#beginCheckout();
+    const q = server.queue;
+    const tx = this.o.mode === 'transaction';
+    switch (type) {
+      case M_QUERY:
+        if (tx) this.#inspect(server, buf.toString('utf8', s + 5, e - 1));
+        q.push(REQ.query, ACTION.forward);
+        break;
+      case M_PARSE:
+        if (tx) {
+          this.#parse(server, buf, s, e);
+          return true;
+        }
+        q.push(REQ.parse, ACTION.forward);
+        break;
+      case M_BIND:
+        if (tx && this.#bind(server, buf, s, e)) return true;
+        q.push(REQ.bind, ACTION.forward);
+        break;
+      case M_DESCRIBE:
+        if (tx && this.#describe(server, buf, s, e)) return true;
+        q.push(REQ.describe, ACTION.forward);
+        break;
+      case M_CLOSE:
+        if (tx && this.#close(server, buf, s, e)) return true;
+        q.push(REQ.close, ACTION.forward);
+        break;
+      case M_EXECUTE:
+        q.push(REQ.execute, ACTION.forward);
+        break;
+      case M_SYNC:
+        q.push(REQ.sync, ACTION.forward);
+        break;
+      case M_FUNCTION:
+        q.push(REQ.functionCall, ACTION.forward);
+        break;
+      case M_COPY_DONE:
+      case M_COPY_FAIL:
+        server.copyIn = false;
+        break;
+    }
+    server.toServer.pass(buf, s, e);
+    return true;
+  }
+
+  streamStart(type: number): boolean {
+    if (this.#discarding) {
+      this.#streaming = null;
+      return true;
+    }
+    const server = this.#server;
+    if (!server) return false;
+    if (!this.#busy) this.#beginCheckout();
+    const q = server.queue;
+    switch (type) {
+      case M_QUERY:
+        q.push(REQ.query, ACTION.forward);
+        break;
+      case M_PARSE:
+        q.push(REQ.parse, ACTION.forward);
+        break;
+      case M_BIND:
+        q.push(REQ.bind, ACTION.forward);
+        break;
+      case M_DESCRIBE:
+        q.push(REQ.describe, ACTION.forward);
+        break;
+      case M_CLOSE:
+        q.push(REQ.close, ACTION.forward);
+        break;
+      case M_EXECUTE:
+        q.push(REQ.execute, ACTION.forward);
+        break;
+      case M_FUNCTION:
+        q.push(REQ.functionCall, ACTION.forward);
+        break;
+    }
+    this.#streaming = server;
+    return true;
+  }
+
+  streamBytes(buf: Buffer, start: number, end: number): void {
+    this.#streaming?.toServer.pass(buf, start, end);
+  }
+
+  // ---- transaction mode: statements and session state ----
+
+  #inspect(server: PoolServer, sql: string): void {
+    if (leavesSessionState(sql)) server.dirty = true;
+    if (dropsAllStatements(sql)) {
+      this.statements.clear();
+      server.watchDiscard = true;
+    }
+  }
+
+  #parse(server: PoolServer, buf: Buffer, s: number, e: number): void {
+    const p = readParse(buf, s, e);
+    if (p.name === '') {
+      this.#inspect(server, buf.toString('utf8', p.contentStart, p.queryEnd));
+      server.queue.push(REQ.parse, ACTION.forward);
+      server.toServer.pass(buf, s, e);
+      return;
+    }
+    const serverName = serverNameOf(buf, p.contentStart, e);
+    let st = this.statements.get(p.name);
+    if (!st || st.serverName !== serverName) {
+      const sql = buf.toString('utf8', p.contentStart, p.queryEnd);
+      st = { serverName, parse: renamedParse(buf, p.contentStart, e, serverName), touchesSession: leavesSessionState(sql) || dropsAllStatements(sql) };
+      this.statements.set(p.name, st);
+    }
+    if (server.statements.has(serverName)) {
+      // Already prepared there (by this client or another): answered here, in its place in the pipeline.
+      server.statements.touch(serverName);
+      server.queue.push(REQ.parse, ACTION.fake);
+      server.emitFakes();
+      return;
+    }
+    this.#prepareOn(server, st, ACTION.forward);
+  }
+
+  #prepareOn(server: PoolServer, st: ClientStatement, action: RequestAction): void {
+    for (const evicted of server.statements.add(st.serverName)) {
+      server.queue.push(REQ.close, ACTION.drop);
+      server.toServer.write(closeStatement(evicted));
+    }
+    server.queue.push(REQ.parse, action, st.serverName);
+    server.toServer.write(st.parse);
+  }
+
+  /** Makes sure the statement is prepared on `server` (a lazy re-Parse), and notes what running it may leave behind. */
+  #ensure(server: PoolServer, st: ClientStatement): void {
+    if (server.statements.has(st.serverName)) server.statements.touch(st.serverName);
+    else this.#prepareOn(server, st, ACTION.drop);
+    if (st.touchesSession) server.dirty = true;
+  }
+
+  #bind(server: PoolServer, buf: Buffer, s: number, e: number): boolean {
+    const b = readBind(buf, s, e);
+    if (b.statement === '') return false;
+    const st = this.statements.get(b.statement);
+    if (!st) return false; // the server answers "does not exist"
+    this.#ensure(server, st);
+    server.queue.push(REQ.bind, ACTION.forward);
+    server.toServer.write(renamed(buf, s, e, b.statementStart, b.statementEnd, st.serverName));
+    return true;
+  }
+
+  #describe(server: PoolServer, buf: Buffer, s: number, e: number): boolean {
+    const d = readTarget(buf, s, e);
+    if (d.kind !== KIND_STATEMENT || d.name === '') return false;
+    const st = this.statements.get(d.name);
+    if (!st) return false;
+    this.#ensure(server, st);
+    server.queue.push(REQ.describe, ACTION.forward);
+    server.toServer.write(renamed(buf, s, e, d.nameStart, d.nameEnd, st.serverName));
+    return true;
+  }
+
+  #close(server: PoolServer, buf: Buffer, s: number, e: number): boolean {
+    const c = readTarget(buf, s, e);
+    if (c.kind !== KIND_STATEMENT || c.name === '') return false;
+    // Other clients may share the server's statement: it stays there, under the LRU's care.
+    this.statements.delete(c.name);
+    server.queue.push(REQ.close, ACTION.fake);
+    server.emitFakes();
+    return true;
+  }
+
+  // ---- what the server connection tells the client ----
+
+  readyForQuery(status: number, idle: boolean): void {
+    this.o.activity.transaction(status !== STATUS_IDLE);
+    if (!idle) return;
+    if (this.o.mode === 'transaction') {
+      const server = this.#server!;
+      server.unlink();
+      this.#server = null;
+      this.#endCheckout();
+      this.o.pool.release(server);
+      return;
+    }
+    this.#endCheckout();
+    if (this.o.freezes.frozen(this.o.db.id)) this.#park();
+  }
+
+  parameterChanged(name: string, value: string): void {
+    if (this.o.mode !== 'transaction') return;
+    this.o.params.set(name, value);
+    this.#server?.params.follow(name, value, this.o.params.signature);
+  }
+
+  serverLost(): void {
+    if (this.#ended) return;
+    if (this.o.mode === 'session' && this.#server === null) return; // held by a freeze: it moves when the freeze is lifted
+    this.#server = null;
+    if (this.o.mode === 'session') {
+      // As straight from Postgres: the client got every byte the compute sent (its FATAL too), then the end.
+      this.#end();
+      this.socket.end();
+      setTimeout(() => this.socket.destroy(), 10_000).unref();
+      return;
+    }
+    this.#fatal(new GatewayError(SQLSTATE.connectionFailure, 'the connection to the compute was lost', 'compute_unavailable', undefined, 'reconnect and try again'));
+  }
+
+  // ---- checkouts ----
+
+  #beginCheckout(): void {
+    this.#busy = true;
+    this.o.activity.checkoutBegan();
+  }
+
+  #endCheckout(): void {
+    if (!this.#busy) return;
+    this.#busy = false;
+    this.o.activity.checkoutEnded();
+  }
+
+  #needServer(): void {
+    if (this.#waiting || this.#ended) return;
+    this.#waiting = true;
+    this.socket.pause();
+    const getting = this.o.mode === 'transaction' ? this.#checkout(this.o) : this.#unpark(this.o);
+    getting.then(
+      () => {
+        this.#waiting = false;
+        this.#drainStalled();
+      },
+      (err: unknown) => {
+        this.#waiting = false;
+        if (this.#ended || err instanceof ClientGone) return;
+        this.#checkoutFailed(err);
+      },
+    );
+  }
+
+  async #checkout(o: TransactionModeClient): Promise<void> {
+    let server = await o.pool.checkout(this.#left.signal);
+    this.#beginCheckout();
+    try {
+      // Counted and reported before the route is trusted: an autoscaler that set `suspending` sees this checkout.
+      await o.activity.reported();
+      for (let i = 0; !o.pool.routeMatches(server) && i < 3; i++) {
+        o.pool.discard(server);
+        server = await o.pool.checkout(this.#left.signal);
+      }
+    } catch (err) {
+      this.#endCheckout();
+      throw err;
+    }
+    if (this.#ended) {
+      this.#endCheckout();
+      o.pool.release(server);
+      throw new ClientGone();
+    }
+    this.#link(server);
+  }
+
+  #link(server: PoolServer): void {
+    server.link(this);
+    this.#server = server;
+    if (this.o.mode !== 'transaction') return;
+    const sql = server.params.changesFor(this.o.params);
+    if (sql) {
+      server.queue.push(REQ.query, ACTION.drop);
+      server.toServer.write(queryMessage(sql));
+    }
+  }
+
+  #checkoutFailed(err: unknown): void {
+    const e =
+      err instanceof GatewayError
+        ? err
+        : new GatewayError(SQLSTATE.internalError, 'the gateway could not serve this transaction', 'internal_error');
+    if (!(err instanceof GatewayError)) this.o.log.error({ err }, 'checkout failed');
+    // The connection stays open: the client hears an error for this request and may try again.
+    this.socket.write(errorResponse({ severity: 'ERROR', sqlstate: e.sqlstate, message: e.message, detail: e.detail, hint: e.hint }));
+    this.#discarding = true;
+    this.#drainStalled();
+  }
+
+  // ---- session mode under a freeze ----
+
+  /** A freeze was applied: an idle session lets go of its server now, a busy one when its transaction ends. */
+  frozenNow(): void {
+    if (this.o.mode === 'session' && !this.#busy && !this.#waiting && this.#server) this.#park();
+  }
+
+  /** The freeze was lifted: a held session goes back to work (moving if the writer changed) without waiting for its next query. */
+  liftedNow(): void {
+    if (this.o.mode === 'session' && this.#server === null && !this.#ended) this.#needServer();
+  }
+
+  #park(): void {
+    const own = this.#server;
+    if (!own) return;
+    own.unlink();
+    this.#server = null;
+    // Reading the session's state is a request on the old writer: the freeze barrier waits for it.
+    this.#beginCheckout();
+    this.#capture = captureSession(own).finally(() => this.#endCheckout());
+    this.#capture.catch((err: Error) => this.o.log.warn({ err: err.message }, "could not read the session's state before a move"));
+  }
+
+  async #unpark(o: SessionModeClient): Promise<void> {
+    await o.freezes.waitLifted(o.db.id, o.db.name, this.#left.signal);
+    if (this.#server || this.#ended) return;
+    const own = this.#own!;
+    const state = await this.#capture?.catch(() => null);
+    this.#capture = null;
+    if (!own.closed && o.routeMatches(own)) {
+      this.#link(own);
+      return;
+    }
+    this.#beginCheckout();
+    try {
+      const conn = await o.reconnect(this.#left.signal);
+      const fresh = new PoolServer(conn, o.metrics.relayed, () => undefined);
+      try {
+        if (state) await replaySession(fresh, state);
+      } catch (err) {
+        fresh.close();
+        throw err;
+      }
+      own.close();
+      this.#own = fresh;
+      if (this.#ended) return fresh.close();
+      this.#link(fresh);
+      o.log.info({ host: fresh.route.host, port: fresh.route.port, writer_term: fresh.route.writerTerm, settings: state?.settings.length ?? 0, statements: state?.statements.length ?? 0 }, 'session moved to the new writer');
+    } catch (err) {
+      if (err instanceof ClientGone || err instanceof GatewayError) throw err;
+      this.#fatal(new GatewayError(SQLSTATE.connectionFailure, `the session could not move to the new writer: ${(err as Error).message}`, 'compute_unavailable', undefined, 'reconnect and try again'));
+      throw new ClientGone();
+    } finally {
+      this.#endCheckout();
+    }
+  }
+
+  // ---- endings ----
+
+  #terminate(): void {
+    if (this.o.mode === 'session') this.#own?.toServer.write(TERMINATE);
+    this.#end();
+    this.socket.end();
+  }
+
+  #clientGone(): void {
+    this.#end();
+  }
+
+  #fatal(err: GatewayError): void {
+    if (this.#ended) return;
+    this.#end();
+    if (!this.socket.destroyed) {
+      this.socket.end(errorResponse({ severity: 'FATAL', sqlstate: err.sqlstate, message: err.message, detail: err.detail, hint: err.hint }));
+      setTimeout(() => this.socket.destroy(), 2_000).unref();
+    }
+  }
+
+  #end(): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#left.abort();
+    this.#stalled = [];
+    const server = this.#server;
+    this.#server = null;
+    if (this.o.mode === 'transaction') {
+      if (server) {
+        server.unlink();
+        // Left mid-transaction: the server's state is unknown, so it is not used again.
+        if (server.idle) this.o.pool.release(server);
+        else this.o.pool.discard(server);
+      }
+    } else {
+      server?.unlink();
+      const own = this.#own;
+      if (own) setImmediate(() => own.close());
+    }
+    this.#endCheckout();
+    this.o.activity.close();
+    this.#finish();
+  }
+}
+
+const TERMINATE = Buffer.from([M_TERMINATE, 0, 0, 0, 4]);

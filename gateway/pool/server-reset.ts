@@ -1,0 +1,33 @@
+/**
+ * Between two clients a server connection is reset the way PgBouncer's
+ * `server_reset_query` (DISCARD ALL) would, but keeping prepared statements:
+ * the gateway owns those and re-uses them across clients (transaction mode's
+ * contract). A reset costs a round trip, so it runs only after a transaction
+ * that may have left session state (a SET, LISTEN, temp table, advisory lock,
+ * cursor WITH HOLD …), as far as its SQL shows.
+ */
+export const SERVER_RESET_QUERY = 'RESET ALL; CLOSE ALL; UNLISTEN *; SELECT pg_catalog.pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES';
+
+const SESSION_KEYWORDS = new Set(['set', 'reset', 'listen', 'declare', 'prepare', 'load', 'discard', 'deallocate', 'lock']);
+/** `SET LOCAL`, `SET TRANSACTION`, `SET CONSTRAINTS` end with their transaction. */
+const TRANSACTION_SCOPED = /^set\s+(local|transaction|constraints|session\s+characteristics)\b/i;
+
+/** Whether SQL text may leave session state behind. Errs on the side of a reset. */
+export function leavesSessionState(sql: string): boolean {
+  // Session-level advisory locks (not the _xact_ kind), set_config(…, false), temp tables.
+  if (/pg_(try_)?advisory_lock|set_config|\btemp(orary)?\b/i.test(sql)) return true;
+  for (const statement of sql.split(';')) {
+    const m = /^[\s(]*([a-zA-Z_]+)/.exec(statement);
+    if (!m) continue;
+    const word = m[1]!.toLowerCase();
+    if (!SESSION_KEYWORDS.has(word)) continue;
+    if (word === 'set' && TRANSACTION_SCOPED.test(statement.trimStart())) continue;
+    return true;
+  }
+  return false;
+}
+
+/** A simple query that is exactly DISCARD ALL or DEALLOCATE ALL: every prepared statement of the session goes. */
+export function dropsAllStatements(sql: string): boolean {
+  return /^\s*(discard\s+all|deallocate\s+(prepare\s+)?all)\s*;?\s*$/i.test(sql);
+}
