@@ -102,6 +102,38 @@ it('serves a db made through the API from either gateway, and a wake storm acros
   expect(await computeStarts()).toBe(startsBefore + 2);
 }, 120_000);
 
+it('rides out a Redis outage: running dbs keep serving new connections, a wake asked meanwhile completes once Redis is back', async () => {
+  const running = await newDb('outage-running');
+  const asleep = await newDb('outage-asleep');
+  const query = async (gateway: RoleProcess, login: { user: string; password: string }) => {
+    const client = through(gateway, login, 'app');
+    await client.connect();
+    try {
+      return (await client.query<{ one: number }>('SELECT 1 AS one')).rows[0]!.one;
+    } finally {
+      await client.end();
+    }
+  };
+  // Both gateways learn the running db's route before Redis goes.
+  expect(await Promise.all(gateways.map((g) => query(g, running.login)))).toEqual([1, 1]);
+  const startsBefore = await computeStarts();
+
+  const outage = shared.redis.restart(2_000); // down for 2 s, back without its data
+  await new Promise((r) => setTimeout(r, 300));
+  const started = Date.now();
+  expect(await Promise.all(gateways.map((g) => query(g, running.login)))).toEqual([1, 1]);
+  expect(Date.now() - started, 'connections to a running db must not wait for Redis').toBeLessThan(1_500);
+  // The suspended db's first connection needs the autoscaler, reached only through Redis: it waits, then works.
+  const woken = query(gateways[1]!, asleep.login);
+  await outage;
+  expect(await woken).toBe(1);
+  expect(await computeStarts()).toBe(startsBefore + 1);
+  // After the outage, control requests flow again: the API suspends, a gateway wakes.
+  const suspended = await call('POST', `${api.apiUrl}/v2/dbs/${asleep.dbId}/suspend`, asleep.key);
+  expect(suspended.status, JSON.stringify(suspended.body)).toBe(200);
+  expect(await query(gateways[0]!, asleep.login)).toBe(1);
+}, 120_000);
+
 it('runs several gateway workers on one port, each a gateway of its own, their metrics summed', async () => {
   const cluster = await startRole('gateway', { ...shared.env, PGWAKE_GATEWAY_WORKERS: '2' });
   try {
