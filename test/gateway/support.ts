@@ -167,3 +167,23 @@ export function sample(text: string, name: string, labels: Record<string, string
   }
   return 0;
 }
+
+/** Puts the db in `mode` with `size` server connections, as a PATCH would (the gateway hears it through the coordinator). */
+export async function setPool(stack: TestStack, t: TenantDb, mode: 'session' | 'transaction', size: number | null): Promise<DbRecord> {
+  const db = await stack.ctx.catalog.dbs.update(t.db.id, { pool_mode: mode, pool_size: size });
+  if (!db) throw new Error(`no db ${t.db.id}`);
+  t.db = db;
+  return db;
+}
+
+/** The tenant role's backends on the compute, the asking one left out. */
+export async function tenantBackends(direct: pg.Client, t: TenantDb): Promise<number> {
+  const { rows } = await direct.query<{ n: number }>('select count(*)::int as n from pg_stat_activity where usename = $1 and pid <> pg_backend_pid()', [t.tenant.pg_user]);
+  return rows[0]!.n;
+}
+
+/** This stack's gateway's last report for a db, as the autoscaler reads it. */
+export async function gatewayReport(stack: TestStack, dbId: string): Promise<import('../../core/index.js').DbActivity | undefined> {
+  const reports = await stack.ctx.coordinator.gatewayReports();
+  return reports.find((r) => r.gatewayId === stack.gateway!.gatewayId)?.dbs[dbId];
+}
