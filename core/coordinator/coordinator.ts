@@ -46,8 +46,12 @@ export interface ActivityReport {
 
 export type Unsubscribe = () => void;
 
-/** What the gateway and control API ask of the autoscaler, the only caller of compute drivers. */
-export type ControlAction = 'provision' | 'wake' | 'suspend' | 'delete';
+/**
+ * What the gateway and control API ask of the autoscaler, the only caller of compute drivers.
+ * `sync_roles`: make a running compute's roles match the catalog's `roles` of its db
+ * (a compute that does not run gets them at its next start).
+ */
+export type ControlAction = 'provision' | 'wake' | 'suspend' | 'delete' | 'sync_roles';
 
 export interface ControlRequest {
   action: ControlAction;
@@ -74,7 +78,10 @@ export interface Coordinator {
   /**
    * The autoscaler serves control requests. `requestControl` resolves when the
    * handler finished (a wake: the db is running), and rejects with a
-   * ControlRequestError otherwise. Identical requests in flight share one call.
+   * ControlRequestError otherwise. Identical requests in flight share one call
+   * (across processes too). With nothing serving, in-process says `no_autoscaler`
+   * at once; over Redis the request waits for a server (an autoscaler taking the
+   * lease over) until its timeout, then says `no_autoscaler`.
    */
   serveControlRequests(handler: (req: ControlRequest) => Promise<void>): Unsubscribe;
   requestControl(req: ControlRequest, timeoutMs: number): Promise<void>;

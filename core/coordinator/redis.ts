@@ -77,11 +77,11 @@ export class RedisCoordinator implements Coordinator {
     this.#subscriptions.onReconnect(() => void this.#control.recheckPending().catch((err: Error) => this.#onError(err, 'recheck control replies')));
     const dbChanged = this.#subscriptions.listen(this.#names.dbChanged, (m) => {
       const msg = JSON.parse(m) as DbChanged;
-      for (const listener of this.#dbListeners) listener(msg);
+      for (const listener of this.#dbListeners) this.#deliver(() => listener(msg), 'db change listener');
     });
     const eventAppended = this.#subscriptions.listen(this.#names.eventAppended, (m) => {
       const msg = JSON.parse(m) as EventAppended;
-      for (const listener of this.#eventListeners) listener(msg);
+      for (const listener of this.#eventListeners) this.#deliver(() => listener(msg), 'event notice listener');
     });
     this.#ready = Promise.all([this.#flights.ready, this.#control.ready, dbChanged.ready, eventAppended.ready]);
   }
@@ -117,6 +117,15 @@ export class RedisCoordinator implements Coordinator {
       throw new Error(`cannot reach Redis at ${redactedUrl(url)}: ${cause}`);
     } finally {
       clearTimeout(timer);
+    }
+  }
+
+  /** One listener that throws does not keep the message from the others. */
+  #deliver(call: () => void, what: string): void {
+    try {
+      call();
+    } catch (err) {
+      this.#onError(err as Error, what);
     }
   }
 
