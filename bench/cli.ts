@@ -1,42 +1,56 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { describeEnvironment } from './environment.js';
+import { ProgressDisplay } from './progress.js';
 import { machineInfo, toMarkdown, writeReport, type BenchReport } from './report.js';
 import type { Scenario } from './scenario.js';
+import { connectionRateScenario } from './scenarios/connection-rate.js';
+import { idleConnectionsScenario } from './scenarios/idle-connections.js';
 import { throughputScenario } from './scenarios/throughput.js';
 import { wakeScenario } from './scenarios/wake.js';
 
-const SCENARIOS: Scenario[] = [wakeScenario, throughputScenario];
+const SCENARIOS: Scenario[] = [wakeScenario, throughputScenario, connectionRateScenario, idleConnectionsScenario];
 const RESULTS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'results');
 
 /** `pgwake bench [--quick] [scenario…]`: runs the scenarios and writes a JSON and a Markdown report. */
 export async function runBench(argv: string[]): Promise<number> {
   const quick = argv.includes('--quick');
+  const unknownFlags = argv.filter((a) => a.startsWith('--') && a !== '--quick');
   const names = argv.filter((a) => !a.startsWith('--'));
   const unknown = names.filter((n) => !SCENARIOS.some((s) => s.name === n));
-  if (unknown.length > 0) {
-    console.error(`unknown scenario(s): ${unknown.join(', ')}; known: ${SCENARIOS.map((s) => s.name).join(', ')}`);
+  if (unknown.length > 0 || unknownFlags.length > 0) {
+    console.error(`unknown ${unknown.length > 0 ? `scenario(s): ${unknown.join(', ')}` : `option(s): ${unknownFlags.join(', ')}`}\nusage: pgwake bench [--quick] [scenario…]; scenarios: ${SCENARIOS.map((s) => s.name).join(', ')}`);
     return 2;
   }
   const chosen = names.length === 0 ? SCENARIOS : SCENARIOS.filter((s) => names.includes(s.name));
-  const report: BenchReport = { startedAt: new Date().toISOString(), quick, machine: machineInfo(), scenarios: [] };
+  const t0 = performance.now();
+  const report: BenchReport = {
+    startedAt: new Date().toISOString(),
+    quick,
+    machine: machineInfo(),
+    command: `npm run bench --${argv.length ? ` ${argv.join(' ')}` : ''}`,
+    environment: await describeEnvironment(),
+    scenarios: [],
+  };
+  const display = new ProgressDisplay(process.stderr, chosen.length);
   for (const [i, scenario] of chosen.entries()) {
-    const t0 = performance.now();
-    const progress = (message: string) => {
-      if (process.stderr.isTTY) process.stderr.write(`\r\x1b[K[${i + 1}/${chosen.length}] ${scenario.name}: ${message}`);
-    };
-    progress('starting');
+    const started = performance.now();
+    const progress = (message: string, fraction?: number) => display.update(i, scenario.name, message, fraction);
+    progress('starting', 0);
     try {
       const result = await scenario.run({ quick, progress });
-      report.scenarios.push({ name: scenario.name, title: scenario.title, seconds: (performance.now() - t0) / 1000, ...result });
+      report.scenarios.push({ name: scenario.name, title: scenario.title, seconds: (performance.now() - started) / 1000, ...result });
+      display.log(`[${i + 1}/${chosen.length}] ${scenario.name} done in ${((performance.now() - started) / 1000).toFixed(0)} s`);
     } catch (err) {
-      report.scenarios.push({ name: scenario.name, title: scenario.title, seconds: (performance.now() - t0) / 1000, error: (err as Error).message });
+      report.scenarios.push({ name: scenario.name, title: scenario.title, seconds: (performance.now() - started) / 1000, error: (err as Error).message });
+      display.log(`[${i + 1}/${chosen.length}] ${scenario.name} failed after ${((performance.now() - started) / 1000).toFixed(0)} s: ${(err as Error).message}`);
     }
-    if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
-    console.error(`[${i + 1}/${chosen.length}] ${scenario.name} done in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
   }
+  display.clear();
+  report.wallSeconds = (performance.now() - t0) / 1000;
   const files = await writeReport(RESULTS_DIR, report);
   console.log(toMarkdown(report));
-  console.log(`report: ${files.markdown}\nraw:    ${files.json}`);
+  console.log(`report: ${files.markdown}\nraw:    ${files.json}${files.charts.length ? `\ncharts: ${path.dirname(files.charts[0]!)}/ (${files.charts.length})` : ''}`);
   return report.scenarios.some((s) => 'error' in s) ? 1 : 0;
 }
 

@@ -1,68 +1,133 @@
-import { PgBouncer, pgbouncerInstalled } from '../fixtures/pgbouncer.js';
-import { PgwakeProcess } from '../fixtures/pgwake-process.js';
-import type { Scenario } from '../scenario.js';
-import { round, spread } from '../stats.js';
-import { pgbench, pgbenchInit, type PgbenchTarget } from '../tools/pgbench.js';
+import { runAlternating } from '../alternation.js';
+import type { LineChart } from '../charts/index.js';
+import { DIRECT, startComparedSystems, systemName, type PoolMode } from '../fixtures/compared-systems.js';
+import { pgbouncerPreparesInTransactionMode } from '../fixtures/pgbouncer.js';
+import type { HeadlineRatio, ReportTable, Scenario } from '../scenario.js';
+import { cdfPoints, formatRatio, formatSpread, ratioSpread, spread } from '../stats.js';
+import { pgbench, type PgbenchRun } from '../tools/pgbench.js';
+
+type Workload = 'select-only' | 'tpcb-like';
+type Protocol = 'simple' | 'extended' | 'prepared';
+
+interface Cell {
+  workload: Workload;
+  clients: number;
+  protocol: Protocol;
+}
+
+const WORKLOAD_ARGS: Record<Workload, string[]> = { 'select-only': ['-S'], 'tpcb-like': [] };
+// Enough sampled transactions for a latency distribution without pgbench writing a log line for each.
+const SAMPLE_RATE: Record<Workload, number> = { 'select-only': 0.02, 'tpcb-like': 0.2 };
+
+/** Quick: two cells covering both workloads, both extremes of protocol, at 20 clients. */
+const QUICK_CELLS: Cell[] = [
+  { workload: 'select-only', clients: 20, protocol: 'simple' },
+  { workload: 'tpcb-like', clients: 20, protocol: 'prepared' },
+];
+
+function fullCells(): Cell[] {
+  const cells: Cell[] = [];
+  for (const workload of ['select-only', 'tpcb-like'] as const)
+    for (const clients of [1, 20, 100]) for (const protocol of ['simple', 'extended', 'prepared'] as const) cells.push({ workload, clients, protocol });
+  return cells;
+}
+
+const cellLabel = (c: Cell) => `${c.workload} -c ${c.clients} -M ${c.protocol}`;
 
 /**
- * pgbench -S -c 20 in session mode: direct to the compute, through pgwake, and
- * through PgBouncer, alternating system by system in each round so drift on a noisy
- * machine lands on all three alike.
+ * pgbench through every system, cell by cell of the matrix (workload × clients ×
+ * protocol), the systems alternating within each round; TPS as median, min, max,
+ * and the ratios taken within a round.
  */
 export const throughputScenario: Scenario = {
   name: 'throughput',
-  title: 'Throughput: pgbench -S -c 20, session mode',
+  title: 'Throughput: pgbench, pgwake vs direct Postgres vs PgBouncer',
   async run(ctx) {
-    const rounds = ctx.quick ? 3 : 5;
-    const seconds = ctx.quick ? 4 : 10;
-    const clients = 20;
-    const pgwake = await PgwakeProcess.start();
-    let bouncer: PgBouncer | undefined;
-    const notes: string[] = [];
+    const rounds = 3;
+    const seconds = ctx.quick ? 1 : 5;
+    const cells = ctx.quick ? QUICK_CELLS : fullCells();
+    const transactionPoolSize = 20;
+    const compared = await startComparedSystems({ tenant: 'tput', size: 'L4', transactionPoolSize, sessionPoolSize: 100, progress: ctx.progress });
     try {
-      const [db] = await pgwake.createDbs('tput', 1, { suspend_timeout_seconds: 3600 });
-      const viaGateway = pgwake.gatewayTarget(db!);
       ctx.progress('pgbench -i');
-      await pgbenchInit(viaGateway);
-      const direct = await pgwake.directTarget(db!);
-      const systems: [string, PgbenchTarget][] = [
-        ['direct Postgres', direct],
-        ['pgwake', viaGateway],
-      ];
-      if (pgbouncerInstalled()) {
-        bouncer = await PgBouncer.start(direct, { poolMode: 'session', poolSize: clients });
-        systems.push(['PgBouncer (session)', bouncer.target(direct)]);
-      } else {
-        notes.push('PgBouncer is not installed (`apt-get install pgbouncer`): its column is left out.');
+      await compared.init(ctx.quick ? 1 : 10);
+      const notes = [...compared.notes];
+      const bouncerPrepares = pgbouncerPreparesInTransactionMode(compared.pgbouncerVersion);
+      if (compared.pgbouncerVersion && !bouncerPrepares)
+        notes.push(`PgBouncer ${compared.pgbouncerVersion} has no protocol-level prepared statements in transaction mode (1.21 added them): its -M prepared cells in that mode are left out.`);
+      const applicable = (cell: Cell) => compared.systems.filter((s) => !(s.kind === 'pgbouncer' && s.mode === 'transaction' && cell.protocol === 'prepared' && !bouncerPrepares));
+
+      const results: { cell: Cell; runs: Map<string, PgbenchRun[]> }[] = [];
+      const steps = cells.reduce((n, c) => n + applicable(c).length * rounds, 0);
+      let done = 0;
+      for (const cell of cells) {
+        const systems = applicable(cell);
+        const runs = await runAlternating(systems, rounds, (system, round) => {
+          ctx.progress(`${cellLabel(cell)}: ${system.name}, round ${round + 1}/${rounds}`, done++ / steps);
+          return pgbench(system.target, {
+            clients: cell.clients,
+            seconds,
+            extra: [...WORKLOAD_ARGS[cell.workload], '-M', cell.protocol],
+            latencySampleRate: cell.clients === 20 ? SAMPLE_RATE[cell.workload] : undefined,
+          });
+        });
+        results.push({ cell, runs });
       }
-      const tps = new Map<string, number[]>(systems.map(([name]) => [name, []]));
-      const failures = new Map<string, number>(systems.map(([name]) => [name, 0]));
-      for (let r = 0; r < rounds; r++) {
-        for (const [name, target] of systems) {
-          ctx.progress(`round ${r + 1}/${rounds}: ${name}`);
-          const result = await pgbench(target, { clients, seconds, extra: ['-S'] });
-          tps.get(name)!.push(result.tps);
-          failures.set(name, failures.get(name)! + result.failed);
+
+      const tps = (runs: Map<string, PgbenchRun[]>, name: string) => runs.get(name)?.map((r) => r.tps);
+      const rows: (string | number)[][] = [];
+      const ratios: HeadlineRatio[] = [];
+      for (const { cell, runs } of results) {
+        const direct = tps(runs, DIRECT)!;
+        for (const mode of ['session', 'transaction'] as PoolMode[]) {
+          const ours = tps(runs, systemName('pgwake', mode));
+          const theirs = tps(runs, systemName('pgbouncer', mode));
+          if (!ours && !theirs) continue;
+          const failed = [...runs.entries()].filter(([n]) => n.endsWith(`(${mode})`)).reduce((n, [, rs]) => n + rs.reduce((m, r) => m + r.failed, 0), 0);
+          rows.push([
+            cell.workload,
+            cell.clients,
+            cell.protocol,
+            mode,
+            formatSpread(spread(direct)),
+            ours ? formatSpread(spread(ours)) : 'n/a',
+            theirs ? formatSpread(spread(theirs)) : 'n/a',
+            ours ? formatRatio(ratioSpread(ours, direct)) : 'n/a',
+            ours && theirs ? formatRatio(ratioSpread(ours, theirs)) : 'n/a',
+            failed,
+          ]);
+          const measure = `TPS, ${cellLabel(cell)}`;
+          // Headlines from the cells quick runs too, so a quick and a full report quote the same things.
+          if (ours && QUICK_CELLS.some((q) => cellLabel(q) === cellLabel(cell))) {
+            if (mode === 'session') ratios.push({ measure, system: systemName('pgwake', mode), baseline: DIRECT, ratio: ratioSpread(ours, direct), better: 'higher' });
+            if (theirs) ratios.push({ measure, system: systemName('pgwake', mode), baseline: systemName('pgbouncer', mode), ratio: ratioSpread(ours, theirs), better: 'higher' });
+          }
         }
       }
-      const base = spread(tps.get('direct Postgres')!).median;
-      return {
-        tables: [
-          {
-            title: `pgbench -S -c ${clients} -j 2, ${seconds} s × ${rounds} rounds: TPS`,
-            columns: ['system', 'median', 'min', 'max', '× direct', 'failed tx'],
-            rows: systems.map(([name]) => {
-              const s = spread(tps.get(name)!);
-              return [name, round(s.median, 0), round(s.min, 0), round(s.max, 0), round(s.median / base, 2), failures.get(name)!];
-            }),
-          },
-        ],
-        data: Object.fromEntries(tps),
-        notes: [...notes, 'Goal (issue 3): pgwake session mode ≥ 0.9 × direct.'],
+      const table: ReportTable = {
+        title: `TPS, pgbench -j 2 -T ${seconds} × ${rounds} rounds (median (min–max)); ratios within a round`,
+        columns: ['workload', '-c', '-M', 'mode', DIRECT, 'pgwake', 'PgBouncer', 'pgwake ÷ direct', 'pgwake ÷ PgBouncer', 'failed tx'],
+        rows,
       };
+      const charts: LineChart[] = results
+        .filter(({ cell }) => cell.clients === 20)
+        .map(({ cell, runs }) => ({
+          id: `latency-${cell.workload}-c${cell.clients}-${cell.protocol}`,
+          title: `Transaction latency CDF, ${cellLabel(cell)}`,
+          xLabel: 'latency, ms (log scale)',
+          yLabel: 'fraction of transactions',
+          xScale: 'log' as const,
+          shape: 'step' as const,
+          series: [...runs.entries()].map(([name, rs]) => ({ name, points: cdfPoints(rs.flatMap((r) => r.latenciesMs ?? [])) })),
+        }));
+      if (!ctx.quick) notes.push('tpcb-like runs at scale 10 (10 branches), so -c 100 contends on rows as an application would rather than on a single branch row.');
+      else notes.push(`Quick: ${cells.map(cellLabel).join('; ')} only, ${seconds} s runs at scale 1; \`npm run bench -- throughput\` runs the whole matrix (select-only and tpcb-like × -c 1, 20, 100 × simple, extended, prepared).`);
+      notes.push(`${DIRECT} is the session-mode db's compute, reached with the tenant role's internal credential over SCRAM; every system runs without TLS.`);
+      const data = Object.fromEntries(results.map(({ cell, runs }) => [cellLabel(cell), Object.fromEntries([...runs.entries()].map(([n, rs]) => [n, rs.map(({ latenciesMs: _l, ...r }) => r)]))]));
+      return { tables: [table], data, notes, charts, ratios };
     } finally {
-      await bouncer?.stop();
-      await pgwake.stop();
+      await compared.stop();
     }
   },
 };
+

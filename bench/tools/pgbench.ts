@@ -1,4 +1,7 @@
 import { execFile } from 'node:child_process';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
@@ -17,6 +20,20 @@ export interface PgbenchRun {
   tps: number;
   latencyMs: number;
   failed: number;
+  /** "initial connection time" (or, with -C, "average connection time"), ms. */
+  connectionMs?: number;
+  /** With `progressSeconds`: TPS per interval, as pgbench's -P prints it. */
+  timeline?: ProgressPoint[];
+  /** With `latencySampleRate`: per-transaction latencies (ms) from pgbench's -l log. */
+  latenciesMs?: number[];
+}
+
+export interface ProgressPoint {
+  /** Seconds since the run started. */
+  t: number;
+  tps: number;
+  latencyMs: number;
+  failed: number;
 }
 
 function env(t: PgbenchTarget): NodeJS.ProcessEnv {
@@ -31,19 +48,68 @@ export async function pgbenchInit(t: PgbenchTarget, scale = 1): Promise<void> {
   await run('pgbench', ['-i', '-q', '-s', String(scale), ...args(t), t.database], { env: env(t) });
 }
 
-/** One pgbench run; `extra` carries -S, -M, -C and the like. */
-export async function pgbench(t: PgbenchTarget, o: { clients: number; seconds: number; extra?: string[] }): Promise<PgbenchRun> {
-  const threads = Math.min(o.clients, 2);
-  const { stdout } = await run(
-    'pgbench',
-    ['-n', '-c', String(o.clients), '-j', String(threads), '-T', String(o.seconds), ...(o.extra ?? []), ...args(t), t.database],
-    { env: env(t), maxBuffer: 16 * 1024 * 1024 },
-  ).catch((err: Error & { stderr?: string; stdout?: string }) => {
-    throw new Error(`pgbench failed: ${err.stderr?.trim() || err.message}`);
-  });
+/** The summary pgbench prints at the end of a run. */
+export function parsePgbenchSummary(stdout: string): Pick<PgbenchRun, 'tps' | 'latencyMs' | 'failed' | 'connectionMs'> {
   const tps = /tps = ([\d.]+)/.exec(stdout);
   const latency = /latency average = ([\d.]+) ms/.exec(stdout);
   const failed = /number of failed transactions: (\d+)/.exec(stdout);
+  const connection = /(?:initial|average) connection time = ([\d.]+) ms/.exec(stdout);
   if (!tps) throw new Error(`pgbench printed no tps:\n${stdout}`);
-  return { tps: Number(tps[1]), latencyMs: latency ? Number(latency[1]) : Number.NaN, failed: failed ? Number(failed[1]) : 0 };
+  return {
+    tps: Number(tps[1]),
+    latencyMs: latency ? Number(latency[1]) : Number.NaN,
+    failed: failed ? Number(failed[1]) : 0,
+    ...(connection ? { connectionMs: Number(connection[1]) } : {}),
+  };
+}
+
+/** `-P n` lines: "progress: 3.0 s, 20456.1 tps, lat 0.977 ms stddev 0.310, 0 failed". */
+export function parseProgressLines(stderr: string): ProgressPoint[] {
+  const points: ProgressPoint[] = [];
+  for (const line of stderr.split('\n')) {
+    const m = /^progress: ([\d.]+) s, ([\d.]+) tps, lat ([\d.]+|NaN) ms(?: stddev [\d.]+| stddev NaN)?(?:, (?:\(lag [^)]*\), )?(\d+) failed)?/.exec(line.trim());
+    if (m) points.push({ t: Number(m[1]), tps: Number(m[2]), latencyMs: Number(m[3]), failed: m[4] ? Number(m[4]) : 0 });
+  }
+  return points;
+}
+
+/** `-l` lines: "client_id transaction_no time script_no time_epoch time_us …", time in µs ("failed" for a failed one). */
+export function parseTransactionLog(text: string): number[] {
+  const latencies: number[] = [];
+  for (const line of text.split('\n')) {
+    const micros = Number(line.split(' ')[2]);
+    if (line && Number.isFinite(micros)) latencies.push(micros / 1000);
+  }
+  return latencies;
+}
+
+/** One pgbench run; `extra` carries -S, -M, -C and the like. */
+export async function pgbench(
+  t: PgbenchTarget,
+  o: { clients: number; seconds: number; extra?: string[]; threads?: number; progressSeconds?: number; latencySampleRate?: number },
+): Promise<PgbenchRun> {
+  const threads = o.threads ?? Math.min(o.clients, 2);
+  const logDir = o.latencySampleRate ? await mkdtemp(path.join(tmpdir(), 'pgwake-bench-pgbench-')) : undefined;
+  const optional = [
+    ...(o.progressSeconds ? ['-P', String(o.progressSeconds)] : []),
+    ...(logDir ? ['-l', `--log-prefix=${path.join(logDir, 'tx')}`, `--sampling-rate=${o.latencySampleRate}`] : []),
+  ];
+  try {
+    const { stdout, stderr } = await run(
+      'pgbench',
+      ['-n', '-c', String(o.clients), '-j', String(threads), '-T', String(o.seconds), ...optional, ...(o.extra ?? []), ...args(t), t.database],
+      { env: env(t), maxBuffer: 16 * 1024 * 1024 },
+    ).catch((err: Error & { stderr?: string; stdout?: string }) => {
+      throw new Error(`pgbench failed: ${err.stderr?.trim().split('\n').slice(-5).join('\n') || err.message}`);
+    });
+    const result: PgbenchRun = parsePgbenchSummary(stdout);
+    if (o.progressSeconds) result.timeline = parseProgressLines(stderr);
+    if (logDir) {
+      result.latenciesMs = [];
+      for (const f of await readdir(logDir)) result.latenciesMs.push(...parseTransactionLog(await readFile(path.join(logDir, f), 'utf8')));
+    }
+    return result;
+  } finally {
+    if (logDir) await rm(logDir, { recursive: true, force: true });
+  }
 }
