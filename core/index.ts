@@ -13,3 +13,4 @@ export * from './catalog/index.js';
 export * from './postgres/index.js';
 export type { RoleContext, RunningRole } from './role-context.js';
 export { settingsMarkdownTable } from './config-doc.js';
+export { parseTrustedIssuers, DEFAULT_TOKEN_ALGORITHMS, type TrustedIssuerConfig } from './trusted-issuers.js';

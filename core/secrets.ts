@@ -33,6 +33,16 @@ export class SecretBox {
   internalRolePassword(role: string): string {
     return createHmac('sha256', this.#key).update(`compute-role:${role}`).digest('base64url');
   }
+
+  /**
+   * The password the gateway uses on a db's compute for one of the db's own roles
+   * (`roles` rows). Roles are per db, so the db id is part of the key: role `app`
+   * of one db and role `app` of another never share a password. A tenant's pg_user
+   * (no `:` in it) cannot collide with `<db-id>:<role>`.
+   */
+  dbRolePassword(dbId: string, role: string): string {
+    return this.internalRolePassword(`${dbId}:${role}`);
+  }
 }
 
 /** The superuser every compute is created with; only the autoscaler and gateway hold its password. */

@@ -9,6 +9,9 @@ import { ApiKeyStore } from './api-keys.js';
 import { UsageStore } from './usage.js';
 import { IdempotencyStore } from './idempotency.js';
 import { ControlEpochStore } from './control-epochs.js';
+import { RoleStore } from './roles.js';
+import { SigningKeyStore } from './signing-keys.js';
+import { AccessRuleStore } from './access-rules.js';
 
 // Timestamps leave the catalog as ISO strings (what the API shows), bigints as numbers.
 pg.types.setTypeParser(pg.types.builtins.TIMESTAMPTZ, (v) => new Date(v).toISOString());
@@ -24,6 +27,9 @@ export class Catalog {
   readonly usage: UsageStore;
   readonly idempotency: IdempotencyStore;
   readonly controlEpochs: ControlEpochStore;
+  readonly roles: RoleStore;
+  readonly signingKeys: SigningKeyStore;
+  readonly accessRules: AccessRuleStore;
 
   private constructor(readonly pool: pg.Pool, coordinator: Coordinator) {
     this.events = new EventStore(pool, coordinator);
@@ -34,6 +40,9 @@ export class Catalog {
     this.usage = new UsageStore(pool);
     this.idempotency = new IdempotencyStore(pool);
     this.controlEpochs = new ControlEpochStore(pool);
+    this.roles = new RoleStore(pool, this.events);
+    this.signingKeys = new SigningKeyStore(pool);
+    this.accessRules = new AccessRuleStore(pool);
   }
 
   static async open(url: string, coordinator: Coordinator, options: { max?: number } = {}): Promise<Catalog> {

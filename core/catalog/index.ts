@@ -8,3 +8,6 @@ export { ApiKeyStore, type ApiKey, type NewApiKey, type RotateResult, type Revok
 export { UsageStore, type UsageLine } from './usage.js';
 export { IdempotencyStore, type IdempotencyClaim, type StoredResponse } from './idempotency.js';
 export { ControlEpochStore } from './control-epochs.js';
+export { RoleStore, type RoleRecord, type RoleKind, type RoleIdentity, type RoleOwner, type IdentityClaim, type RoleSyncState } from './roles.js';
+export { SigningKeyStore, type SigningKeyRecord, type NewSigningKey } from './signing-keys.js';
+export { AccessRuleStore, InvalidCidrs, type AccessRule, type AccessRulePatch, type LoginAccess, type NetworkBan } from './access-rules.js';
