@@ -14,6 +14,11 @@ import { AccountSchema, accountRoutes } from './routes/accounts.js';
 import { ApiKeySchema } from './routes/api-key-schemas.js';
 import { apiKeyRoutes } from './routes/api-keys.js';
 import { billingRoutes } from './routes/billing.js';
+import { accessRoutes } from './routes/access.js';
+import { credentialRoutes, jwksRoutes } from './routes/credentials.js';
+import { RoleSchema } from './routes/role-schemas.js';
+import { roleRoutes } from './routes/roles.js';
+import { CredentialSigner } from './credential-signer.js';
 import { dbPowerRoutes } from './routes/db-power.js';
 import { DbSchema } from './routes/db-schemas.js';
 import { dbRoutes } from './routes/dbs.js';
@@ -56,17 +61,19 @@ export async function buildControlApp(ctx: RoleContext, options: ControlApiOptio
   const deletions = new TenantDeletions(ctx);
   const accountDeletions = new AccountDeletions(ctx, deletions);
   const idempotency = new IdempotencyKeys(ctx);
+  const signer = new CredentialSigner(ctx);
 
   installErrorHandlers(app);
   decorateCaller(app);
   measureRequests(app, ctx.metrics);
-  for (const schema of [ErrorBodySchema, DbSchema, TenantSchema, CredentialsSchema, AccountSchema, ApiKeySchema]) app.addSchema(schema);
+  for (const schema of [ErrorBodySchema, DbSchema, TenantSchema, CredentialsSchema, AccountSchema, ApiKeySchema, RoleSchema]) app.addSchema(schema);
   await registerOpenApi(app);
   const limits = await RateLimits.install(app, ctx.config, ctx.metrics);
   app.addHook('onRequest', limits.byAddress());
 
   await app.register(healthRoutes, { ctx });
   await app.register(openApiRoutes);
+  await app.register(jwksRoutes, { signer });
   await app.register(accountRoutes, { ctx, signUpLimit: limits.signUpsByAddress() });
   await app.register(async (withKey) => {
     // Counted before the key is checked: a flood on one key costs no catalog lookups.
@@ -79,6 +86,9 @@ export async function buildControlApp(ctx: RoleContext, options: ControlApiOptio
     await withKey.register(tenantRoutes, { ctx, deletions });
     await withKey.register(dbRoutes, { ctx, deletions });
     await withKey.register(dbPowerRoutes, { ctx });
+    await withKey.register(roleRoutes, { ctx });
+    await withKey.register(accessRoutes, { ctx });
+    await withKey.register(credentialRoutes, { ctx, signer });
     await withKey.register(eventRoutes, { ctx, streams, heartbeatMs: options.eventHeartbeatMs ?? 15_000 });
   });
   // Streams never end by themselves: end them before the server waits for its connections.

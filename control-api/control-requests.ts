@@ -14,6 +14,9 @@ export function controlTimeoutMs(ctx: RoleContext, action: ControlAction): numbe
     case 'provision':
     case 'delete':
       return Math.max(ctx.config.computeStartTimeoutMs * 3, 60_000);
+    case 'sync_roles':
+      // Quick on a running compute, but it waits its turn behind a start or a handoff.
+      return Math.max(ctx.config.computeStartTimeoutMs, 30_000);
   }
 }
 

@@ -33,6 +33,15 @@ beforeAll(async () => {
   // The owner has usage to bill.
   expect((await owner.post(`/v2/dbs/${dbId}/resume`)).body.state).toBe('running');
   expect((await owner.post(`/v2/dbs/${dbId}/suspend`)).body.state).toBe('suspended');
+  // Roles, access rules and a ban of the owner's.
+  expect((await owner.post('/v2/tenants/private/dbs/secret/roles', { name: 'owner_pw', kind: 'password' })).status).toBe(201);
+  expect((await owner.post('/v2/tenants/private/dbs/secret/roles', { name: 'owner_oauth', kind: 'oauth' })).status).toBe(201);
+  expect((await owner.request('PUT', '/v2/tenants/private/dbs/secret/network-restrictions', { allowed_cidrs: ['10.9.0.0/16'] })).status).toBe(200);
+  expect((await owner.request('PUT', '/v2/tenants/private/network-restrictions', { allowed_cidrs: ['10.0.0.0/8'] })).status).toBe(200);
+  expect((await owner.request('PUT', '/v2/tenants/private/dbs/secret/connection-limits', { max_connections: 7 })).status).toBe(200);
+  expect((await owner.request('PUT', '/v2/tenants/private/connection-limits', { max_connections: 9 })).status).toBe(200);
+  const row = (await stack.ctx.catalog.dbs.byId(dbId))!;
+  await stack.ctx.catalog.accessRules.recordFailure({ tenantId: row.tenant_id, dbId }, '198.51.100.4', { threshold: 1, windowSeconds: 60, banSeconds: 3600 });
 });
 afterAll(async () => {
   await stack?.destroy();
@@ -164,6 +173,41 @@ const CHECKS: Record<string, () => Promise<void>> = {
   },
 };
 
+/** The same call against the owner's tenant and against a tenant that does not exist: both 404 alike. */
+async function sameAsMissingTenant(call: (tenant: string) => Promise<ApiResponse>): Promise<void> {
+  expectSameAsMissing(await call('private'), await call('nothere'), 'private', 'nothere');
+}
+
+Object.assign(CHECKS, {
+  'GET /.well-known/jwks.json': async () => {
+    const res = await other.get('/.well-known/jwks.json');
+    expect(res.status).toBe(200); // public keys only: nothing of any account
+    const text = JSON.stringify(res.body);
+    for (const secret of [ownerAccount, dbId, 'private', 'owner_oauth']) expect(text).not.toContain(secret);
+  },
+  'POST /v2/credentials': async () => {
+    await sameAsMissingTenant((t) => other.post('/v2/credentials', { tenant: t, db: 'secret', role: 'owner_oauth' }));
+    await sameAsMissingTenant((t) => other.post('/v2/credentials', { tenant: t, role: 'owner_oauth' }));
+  },
+  'GET /v2/tenants/{tenant}/dbs/{db}/roles': () => sameAsMissingTenant((t) => other.get(`/v2/tenants/${t}/dbs/secret/roles`)),
+  'POST /v2/tenants/{tenant}/dbs/{db}/roles': () => sameAsMissingTenant((t) => other.post(`/v2/tenants/${t}/dbs/secret/roles`, { name: 'intruder', kind: 'password' })),
+  'GET /v2/tenants/{tenant}/dbs/{db}/roles/{role}': () => sameAsMissingTenant((t) => other.get(`/v2/tenants/${t}/dbs/secret/roles/owner_pw`)),
+  'PATCH /v2/tenants/{tenant}/dbs/{db}/roles/{role}': () => sameAsMissingTenant((t) => other.patch(`/v2/tenants/${t}/dbs/secret/roles/owner_pw`, { reset_password: true })),
+  'DELETE /v2/tenants/{tenant}/dbs/{db}/roles/{role}': () => sameAsMissingTenant((t) => other.delete(`/v2/tenants/${t}/dbs/secret/roles/owner_pw`)),
+  'GET /v2/tenants/{tenant}/dbs/{db}/network-restrictions': () => sameAsMissingTenant((t) => other.get(`/v2/tenants/${t}/dbs/secret/network-restrictions`)),
+  'PUT /v2/tenants/{tenant}/dbs/{db}/network-restrictions': () => sameAsMissingTenant((t) => other.request('PUT', `/v2/tenants/${t}/dbs/secret/network-restrictions`, { allowed_cidrs: [] })),
+  'GET /v2/tenants/{tenant}/network-restrictions': () => sameAsMissingTenant((t) => other.get(`/v2/tenants/${t}/network-restrictions`)),
+  'PUT /v2/tenants/{tenant}/network-restrictions': () => sameAsMissingTenant((t) => other.request('PUT', `/v2/tenants/${t}/network-restrictions`, { allowed_cidrs: [] })),
+  'GET /v2/tenants/{tenant}/dbs/{db}/network-bans': () => sameAsMissingTenant((t) => other.get(`/v2/tenants/${t}/dbs/secret/network-bans`)),
+  'DELETE /v2/tenants/{tenant}/dbs/{db}/network-bans/{address}': () => sameAsMissingTenant((t) => other.delete(`/v2/tenants/${t}/dbs/secret/network-bans/198.51.100.4`)),
+  'GET /v2/tenants/{tenant}/dbs/{db}/ssl-enforcement': () => sameAsMissingTenant((t) => other.get(`/v2/tenants/${t}/dbs/secret/ssl-enforcement`)),
+  'PUT /v2/tenants/{tenant}/dbs/{db}/ssl-enforcement': () => sameAsMissingTenant((t) => other.request('PUT', `/v2/tenants/${t}/dbs/secret/ssl-enforcement`, { require_ssl: true })),
+  'GET /v2/tenants/{tenant}/dbs/{db}/connection-limits': () => sameAsMissingTenant((t) => other.get(`/v2/tenants/${t}/dbs/secret/connection-limits`)),
+  'PUT /v2/tenants/{tenant}/dbs/{db}/connection-limits': () => sameAsMissingTenant((t) => other.request('PUT', `/v2/tenants/${t}/dbs/secret/connection-limits`, { max_connections: 1 })),
+  'GET /v2/tenants/{tenant}/connection-limits': () => sameAsMissingTenant((t) => other.get(`/v2/tenants/${t}/connection-limits`)),
+  'PUT /v2/tenants/{tenant}/connection-limits': () => sameAsMissingTenant((t) => other.request('PUT', `/v2/tenants/${t}/connection-limits`, { max_connections: 1 })),
+} satisfies Record<string, () => Promise<void>>);
+
 describe("a second account's key", () => {
   for (const [op, check] of Object.entries(CHECKS)) it(op, check);
 
@@ -171,6 +215,13 @@ describe("a second account's key", () => {
     expect((await owner.get(`/v2/dbs/${dbId}`)).body).toMatchObject({ state: 'suspended', pool_mode: 'session' });
     expect((await owner.get('/v2/tenants')).body.tenants.map((t: { name: string }) => t.name)).toEqual(['private']);
     expect((await owner.get('/v2/account/profile')).body).toMatchObject({ account: { id: ownerAccount, email: 'owner@example.com' }, tenants: 1 });
+    expect((await owner.get('/v2/tenants/private/dbs/secret/roles')).body.roles.map((r: { name: string }) => r.name)).toEqual(['owner_oauth', 'owner_pw']);
+    expect((await owner.get('/v2/tenants/private/dbs/secret/network-restrictions')).body.allowed_cidrs).toEqual(['10.9.0.0/16']);
+    expect((await owner.get('/v2/tenants/private/network-restrictions')).body.allowed_cidrs).toEqual(['10.0.0.0/8']);
+    expect((await owner.get('/v2/tenants/private/dbs/secret/ssl-enforcement')).body.require_ssl).toBe(false);
+    expect((await owner.get('/v2/tenants/private/dbs/secret/connection-limits')).body.max_connections).toBe(7);
+    expect((await owner.get('/v2/tenants/private/connection-limits')).body.max_connections).toBe(9);
+    expect((await owner.get('/v2/tenants/private/dbs/secret/network-bans')).body.bans.map((b: { address: string }) => b.address)).toEqual(['198.51.100.4']);
   });
 });
 
