@@ -2,6 +2,7 @@ import { PROFILES, type ControlRequest, type DbPatch, type DbRecord, type DbStat
 import type { ComputeDriver, ComputeExit, ComputeSpec } from './compute-driver.js';
 import { DbQueue } from './db-queue.js';
 import type { AutoscalerMetrics, SuspendReason } from './metrics.js';
+import { ComputeRoleSync } from './role-sync.js';
 import { createTenantDatabase } from './tenant-database.js';
 
 /** A db with no writer: no route, nothing wanted on. */
@@ -29,9 +30,13 @@ export class ComputeController {
   #closing = false;
   #log: Logger;
 
+  /** The db's roles on its compute (role-sync.ts): at every start, after a provision, and on request. */
+  readonly #roles: ComputeRoleSync;
+
   /** `epoch`: the acting autoscaler's fencing epoch; every state write is a compare-and-set on the one read (DESIGN §3). */
   constructor(private readonly ctx: RoleContext, private readonly driver: ComputeDriver, private readonly metrics: AutoscalerMetrics, private readonly epoch: () => number) {
     this.#log = ctx.logger.child({ component: 'autoscaler' });
+    this.#roles = new ComputeRoleSync(ctx, driver, (dbId, key, fn) => this.exclusive(dbId, key, fn), this.#log);
   }
 
   /** The coordinator's control-request handler. */
@@ -46,6 +51,8 @@ export class ComputeController {
         return this.suspend(req.dbId, 'request');
       case 'delete':
         return this.delete(req.dbId);
+      case 'sync_roles':
+        return this.#roles.request(req.dbId);
     }
   }
 
@@ -172,6 +179,7 @@ export class ComputeController {
     const seconds = (performance.now() - t0) / 1000;
     this.metrics.computeStarts.inc({ result: 'ok' });
     this.metrics.computeStartSeconds.observe(seconds);
+    await this.#roles.atStart(db, endpoint);
     try {
       await this.#move(db, 'running', { current_scale: 1, target_scale: 1, compute_host: endpoint.host, compute_port: endpoint.port, worker_id: endpoint.workerId });
     } catch (err) {
@@ -235,7 +243,7 @@ export class ComputeController {
           name: db.name,
           owner: tenant.pg_user,
           ownerPassword: this.ctx.secrets.internalRolePassword(tenant.pg_user),
-        }),
+        }).then(() => this.#roles.afterProvision(db, endpoint)),
       );
     } catch (err) {
       this.metrics.provisionSeconds.observe({ result: 'failed' }, (performance.now() - t0) / 1000);
