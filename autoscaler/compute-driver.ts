@@ -99,8 +99,10 @@ export interface ComputeDriver {
   fenceWriter(dbId: string): Promise<Lsn>;
   /** Promotes the candidate once it replayed past `fencedAt`; throws otherwise. */
   promoteCandidate(dbId: string, fencedAt: Lsn, signal: AbortSignal): Promise<ComputeEndpoint>;
-  /** The promoted candidate becomes the db's writer, its storage the db's; the old writer's storage goes. */
+  /** The promoted candidate becomes the db's writer, its storage the db's. */
   adoptCandidate(dbId: string): Promise<ComputeEndpoint>;
+  /** After the new route is out: drops what only the handoff needed (replication credential) and the retired writer's storage. */
+  finishHandoff(dbId: string): Promise<void>;
   /** Stops and removes any candidate (and what a crashed run left of one); the writer keeps no WAL for it. */
   discardCandidate(dbId: string): Promise<void>;
   /** The writer term whose candidate storage is the db's now (a handoff finished in storage), or null if none. */

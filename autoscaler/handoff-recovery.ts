@@ -22,6 +22,7 @@ export async function recoverHandoff(ctx: RoleContext, driver: ComputeDriver, db
   const ours = driver.describe(dbId);
   if (!ours.running) await driver.stop(dbId); // a writer a dead process left running in the db's data directory
   await driver.discardCandidate(dbId);
+  if (finished) await driver.finishHandoff(dbId);
 
   const now = Date.now();
   const patch: DbPatch = { lease_control_epoch: epoch, freeze_new_checkouts: false, scale_phase_started_at: new Date(now).toISOString() };

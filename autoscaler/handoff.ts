@@ -52,6 +52,15 @@ export interface HandoffDeps {
 /** How often CATCHING_UP asks the writer how far the candidate replayed. */
 const CATCHUP_POLL_MS = 20;
 
+/**
+ * The handoff acts this much before a stage's written deadline (at most a tenth
+ * of the stage): gateways fail checkouts still waiting once the written deadline
+ * passes, so a rollback's lift or a forced cutover's next deadline must land first.
+ */
+const DEADLINE_LEAD_MS = 250;
+/** How long a rollback waits for a step its deadline left behind. */
+const LEFT_BEHIND_WAIT_MS = 15_000;
+
 export function profileRank(p: ProfileName): number {
   return PROFILE_NAMES.indexOf(p);
 }
@@ -93,6 +102,11 @@ export class ProfileHandoff {
   #pastCancel = false;
   #log: Logger;
   #started = performance.now();
+  /** The current stage's deadline, ms since epoch, and its signal. */
+  #deadlineAt = 0;
+  #signal: AbortSignal = new AbortController().signal;
+  /** A step the deadline left behind: the rollback waits for it before tearing down what it may still make. */
+  #leftBehind: Promise<unknown> | undefined;
 
   constructor(private readonly deps: HandoffDeps, db: DbRecord, readonly to: ProfileName) {
     this.dbId = db.id;
@@ -122,22 +136,22 @@ export class ProfileHandoff {
       this.#log.info({ scale_state: 'PREPARING', candidate_writer_term: term }, 'handoff started');
 
       // PREPARING: the candidate streams from the writer.
-      let deadlineAt = Date.now() + config.handoffPrepareTimeoutMs;
       let signal = this.#stageSignal(config.handoffPrepareTimeoutMs);
-      await this.#hook('PREPARING');
+      await this.#during(signal, SCALE_FAILURE.candidateStartTimeout, SCALE_FAILURE.candidateStartFailed, () => this.#hook('PREPARING'));
       const candidate = await this.#during(signal, SCALE_FAILURE.candidateStartTimeout, SCALE_FAILURE.candidateStartFailed, () =>
-        driver.startCandidate({ dbId: this.dbId, profile: PROFILES[this.to], term }, { signal, startTimeoutMs: deadlineAt - Date.now(), beforeStart: (dir) => this.#hook('candidate_copied', dir) }),
+        driver.startCandidate({ dbId: this.dbId, profile: PROFILES[this.to], term }, { signal, startTimeoutMs: this.#deadlineAt - Date.now(), beforeStart: (dir) => this.#hook('candidate_copied', dir) }),
       );
       await this.#write(null, { candidate_worker_id: candidate.workerId }, undefined, {}, 'db.scale.candidate_started');
 
       // CATCHING_UP: on LSN, never on time alone.
       await this.#write('CATCHING_UP', {}, config.handoffCatchupTimeoutMs);
       signal = this.#stageSignal(config.handoffCatchupTimeoutMs);
-      await this.#hook('CATCHING_UP');
+      await this.#during(signal, SCALE_FAILURE.catchupTimeout, SCALE_FAILURE.catchupFailed, () => this.#hook('CATCHING_UP'));
       await this.#during(signal, SCALE_FAILURE.catchupTimeout, SCALE_FAILURE.catchupFailed, async () => {
         for (;;) {
           if (!driver.describeCandidate(this.dbId).running) throw new HandoffFailure(SCALE_FAILURE.candidateExited, 'the candidate writer exited');
           const p = await driver.candidateProgress(this.dbId);
+          this.#log.trace({ lag_bytes: p.lagBytes === null ? null : Number(p.lagBytes), consistent: p.consistent }, 'candidate replay lag');
           if (p.consistent && p.lagBytes !== null && p.lagBytes <= BigInt(config.handoffCatchupLagBytes)) break;
           await sleep(CATCHUP_POLL_MS, undefined, { signal });
         }
@@ -150,16 +164,17 @@ export class ProfileHandoff {
       await this.#write('FROZEN', { freeze_new_checkouts: true, freeze_generation: generation }, config.handoffDrainTimeoutMs);
       const frozenAt = performance.now();
       signal = this.#stageSignal(config.handoffDrainTimeoutMs);
-      await this.#hook('FROZEN');
+      await this.#during(signal, SCALE_FAILURE.drainTimeout, SCALE_FAILURE.drainTimeout, () => this.#hook('FROZEN'));
       await this.#drain(generation, signal);
+      const drainedAt = performance.now();
 
       // CUTOVER
       await this.#write('CUTOVER', {}, config.handoffCutoverTimeoutMs, { scaleStates: ['FROZEN'] });
       this.#pastCancel = true;
-      deadlineAt = Date.now() + config.handoffCutoverTimeoutMs;
       signal = this.#stageSignal(config.handoffCutoverTimeoutMs);
-      await this.#hook('CUTOVER');
+      await this.#during(signal, SCALE_FAILURE.cutoverTimeout, SCALE_FAILURE.fenceFailed, () => this.#hook('CUTOVER'));
       let fencedAt: Lsn;
+      const fenceStarted = performance.now();
       try {
         fencedAt = await driver.fenceWriter(this.dbId);
       } catch (err) {
@@ -167,9 +182,12 @@ export class ProfileHandoff {
         throw new HandoffFailure(SCALE_FAILURE.fenceFailed, (err as Error).message);
       }
       this.#reach = 'fenced';
-      await this.#hook('fenced');
+      const fencedMs = performance.now() - fenceStarted;
+      await this.#during(signal, SCALE_FAILURE.cutoverTimeout, SCALE_FAILURE.promoteFailed, () => this.#hook('fenced'));
+      const promoteStarted = performance.now();
       await this.#during(signal, SCALE_FAILURE.cutoverTimeout, SCALE_FAILURE.promoteFailed, () => driver.promoteCandidate(this.dbId, fencedAt, signal));
-      await this.#hook('promoted');
+      const promotedMs = performance.now() - promoteStarted;
+      await this.#during(signal, SCALE_FAILURE.cutoverTimeout, SCALE_FAILURE.promoteFailed, () => this.#hook('promoted'));
       const endpoint = await driver.adoptCandidate(this.dbId);
       this.#reach = 'adopted';
       await this.#hook('adopted');
@@ -177,9 +195,14 @@ export class ProfileHandoff {
       await this.#write(null, { compute_host: endpoint.host, compute_port: endpoint.port, worker_id: endpoint.workerId, writer_term: term, current_profile: this.to, freeze_new_checkouts: false }, undefined, {}, 'db.scale.route_switched');
       const freezeSeconds = (performance.now() - frozenAt) / 1000;
       this.deps.metrics.handoffFreezeSeconds.observe(freezeSeconds);
+      await driver.finishHandoff(this.dbId).catch((err: Error) => this.#log.warn({ err }, 'could not tidy up after the handoff (the next handoff or restart removes what is left)'));
       const done = await this.#write('STABLE', { candidate_profile: null, candidate_worker_id: null, candidate_writer_term: null, autoscale_cooldown_until: cooldownUntil(config, from, this.to) }, null);
       this.#finished('stable', 'none');
-      this.#log.info({ scale_state: 'STABLE', writer_term: term, freeze_ms: Math.round(freezeSeconds * 10_000) / 10, handoff_ms: Math.round(performance.now() - this.#started) }, 'handoff finished');
+      const ms = (v: number) => Math.round(v * 10) / 10;
+      this.#log.info(
+        { scale_state: 'STABLE', writer_term: term, freeze_ms: ms(freezeSeconds * 1000), drain_ms: ms(drainedAt - frozenAt), fence_ms: ms(fencedMs), promote_ms: ms(promotedMs), handoff_ms: Math.round(performance.now() - this.#started) },
+        'handoff finished',
+      );
       return done;
     } catch (err) {
       return await this.#fail(err);
@@ -243,29 +266,66 @@ export class ProfileHandoff {
     else if (db.target_profile !== this.to) this.abort(SCALE_FAILURE.cancelled);
   }
 
-  /** A stage's deadline, or the handoff's abort, whichever comes first. */
+  /** A stage's deadline (less the lead), or the handoff's abort, whichever comes first. */
   #stageSignal(ms: number): AbortSignal {
-    return AbortSignal.any([this.#abort.signal, AbortSignal.timeout(ms)]);
+    const act = Math.max(1, ms - Math.min(DEADLINE_LEAD_MS, Math.floor(ms / 10)));
+    this.#deadlineAt = Date.now() + act;
+    this.#signal = AbortSignal.any([this.#abort.signal, AbortSignal.timeout(act)]);
+    return this.#signal;
   }
 
   /** Runs a step of a stage, naming what went wrong: an abort, the stage's deadline, or the step itself. */
   async #during<T>(signal: AbortSignal, onDeadline: ScaleFailureReason, onError: ScaleFailureReason, step: () => Promise<T>): Promise<T> {
     try {
-      return await step();
+      return await this.#bounded(step(), signal);
     } catch (err) {
       if (err instanceof HandoffFailure) throw err;
       const message = (err as Error).message.split('\n')[0]!;
       if (this.#abort.signal.aborted) throw new HandoffFailure(this.#abortReason!, `handoff ${this.#abortReason}: ${message}`);
-      if (signal.aborted) throw new HandoffFailure(onDeadline, `deadline passed: ${message}`);
+      // A step bounded by the deadline itself (a start timeout) may fail a moment before the signal fires.
+      if (signal.aborted || Date.now() >= this.#deadlineAt - 50) throw new HandoffFailure(onDeadline, `deadline passed: ${message}`);
       throw new HandoffFailure(onError, message);
     }
   }
 
+  /**
+   * `p`, unless the stage's signal fires first: no step keeps a stage past its
+   * deadline. The step itself may go on; the rollback waits for it (bounded).
+   */
+  #bounded<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+    if (signal.aborted) {
+      this.#leftBehind = p;
+      p.catch(() => undefined);
+      return Promise.reject(signal.reason as Error);
+    }
+    return new Promise<T>((resolve, reject) => {
+      const onAbort = () => {
+        this.#leftBehind = p;
+        p.catch(() => undefined);
+        reject(signal.reason as Error);
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      p.then(
+        (v) => {
+          signal.removeEventListener('abort', onAbort);
+          resolve(v);
+        },
+        (e: unknown) => {
+          signal.removeEventListener('abort', onAbort);
+          reject(e);
+        },
+      );
+    });
+  }
+
   async #hook(point: HandoffPoint, candidateDataDir?: string): Promise<void> {
+    this.#log.debug({ point }, 'handoff step');
     const at = this.deps.hooks.at;
     if (!at) return;
     const { driver } = this.deps;
-    await at(point, { db: this.#db, writer: driver.describe(this.dbId), candidate: driver.describeCandidate(this.dbId), candidateDataDir });
+    const info = { db: this.#db, writer: driver.describe(this.dbId), candidate: driver.describeCandidate(this.dbId), candidateDataDir };
+    // `candidate_copied` runs inside the candidate's start, which is bounded already.
+    await (point === 'candidate_copied' ? Promise.resolve(at(point, info)) : this.#bounded(Promise.resolve(at(point, info)), this.#signal));
     if (this.#abort.signal.aborted) throw new HandoffFailure(this.#abortReason!, `handoff ${this.#abortReason}`);
   }
 
@@ -287,6 +347,7 @@ export class ProfileHandoff {
     }
     if (failure.reason === 'db_moved' || failure.reason === 'fenced') {
       log.warn({ err: failure.message }, 'handoff stopped: the db can no longer be written by this autoscaler');
+      await this.#settleLeftBehind();
       await driver.discardCandidate(this.dbId).catch((e: Error) => log.error({ err: e }, 'could not tear the candidate down'));
       this.#finished('failed', failure.reason === 'fenced' ? SCALE_FAILURE.controllerFailover : 'db_moved');
       return null;
@@ -307,8 +368,10 @@ export class ProfileHandoff {
     let row: DbRecord | null = null;
     if (this.#reach === 'before_fence') {
       row = await this.#writeFailed(failed);
+      await this.#settleLeftBehind();
       await driver.discardCandidate(this.dbId).catch((e: Error) => log.error({ err: e }, 'could not tear the candidate down'));
     } else {
+      await this.#settleLeftBehind();
       await driver.discardCandidate(this.dbId).catch((e: Error) => log.error({ err: e }, 'could not tear the candidate down'));
       try {
         const endpoint = await driver.start({ dbId: this.dbId, profile: PROFILES[this.#db.current_profile] });
@@ -320,6 +383,15 @@ export class ProfileHandoff {
     }
     this.#finished('failed', reason);
     return row;
+  }
+
+  /** A step past its deadline may still be making a candidate: let it end (or give up on it) before the teardown. */
+  async #settleLeftBehind(): Promise<void> {
+    if (!this.#leftBehind) return;
+    let timer: NodeJS.Timeout | undefined;
+    const giveUp = new Promise<void>((resolve) => (timer = setTimeout(resolve, LEFT_BEHIND_WAIT_MS)));
+    await Promise.race([this.#leftBehind.then(() => undefined, () => undefined), giveUp]);
+    clearTimeout(timer);
   }
 
   /** FAILED on the freshest row this autoscaler may still write. */

@@ -9,7 +9,7 @@ import { copyDataDir, freePort, giveTo, INTERNAL_SUPERUSER, PostgresServer, type
 import type { CandidateSpec, CandidateStartOptions, ComputeBootstrap, ComputeDriver, ComputeEndpoint, ComputeExit, ComputeSpec, ComputeStatus, ReplicationProgress } from './compute-driver.js';
 import type { ComputeTemplate } from './compute-template.js';
 import { asSuperuser, connectAsSuperuser } from './compute-sql.js';
-import { copyForBaseBackup, HANDOFF_SLOT, makeStandby, readControlCheckpoint, readTimelineSwitchpoint, writeComputeHba } from './local-replica.js';
+import { copyForBaseBackup, HANDOFF_SLOT, makeStandby, readControlCheckpoint, readTimelineSwitchpoint, stripStandbySettings, writeComputeHba } from './local-replica.js';
 import { formatLsn, parseLsn, type Lsn } from './lsn.js';
 
 export interface LocalComputeDriverOptions {
@@ -365,19 +365,13 @@ export class LocalComputeDriver implements ComputeDriver {
       throw new Error(`the candidate replayed WAL only to ${switchpoint === null ? 'nowhere' : formatLsn(switchpoint)}; the writer's last checkpoint is at ${formatLsn(fencedAt)}`);
     }
     c.promoted = true;
-    // The replication credential is not needed any more: out of postgresql.auto.conf with it.
-    await asSuperuser(c.endpoint, this.o.superuserPassword, async (client) => {
-      await client.query('ALTER SYSTEM RESET primary_conninfo');
-      await client.query('ALTER SYSTEM RESET primary_slot_name');
-      await client.query('SELECT pg_reload_conf()');
-    });
     return c.endpoint;
   }
 
   /**
    * The promoted candidate is the db's writer from now on: `current` names its
-   * directory (written aside and renamed, so a crash leaves one or the other),
-   * and the old writer's directory goes.
+   * directory (written aside and renamed, so a crash leaves one or the other).
+   * The old writer's directory stays until `removeRetired`.
    */
   async adoptCandidate(dbId: string): Promise<ComputeEndpoint> {
     const c = this.#candidate(dbId);
@@ -391,8 +385,25 @@ export class LocalComputeDriver implements ComputeDriver {
     this.#fencedPorts.delete(dbId);
     c.startedAt = Date.now();
     this.#track(dbId, c);
-    await this.#removeAllBut(dbId, name);
     return c.endpoint;
+  }
+
+  /**
+   * After the new route is out: the replication credential leaves the new
+   * writer's postgresql.auto.conf, and the retired writer's directory goes.
+   */
+  async finishHandoff(dbId: string): Promise<void> {
+    const writer = this.#writers.get(dbId);
+    if (writer?.server.running) {
+      await asSuperuser(writer.endpoint, this.o.superuserPassword, async (client) => {
+        await client.query('ALTER SYSTEM RESET primary_conninfo');
+        await client.query('ALTER SYSTEM RESET primary_slot_name');
+        await client.query('SELECT pg_reload_conf()');
+      });
+    } else {
+      await stripStandbySettings(this.dataDir(dbId));
+    }
+    await this.#removeAllBut(dbId, this.#currentName(dbId));
   }
 
   /**

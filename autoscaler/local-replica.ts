@@ -79,6 +79,15 @@ export async function makeStandby(dataDir: string, s: StandbySetup, owner: Proce
   await appendFile(path.join(dataDir, 'postgresql.auto.conf'), `primary_conninfo = ${quoteConf(conninfo)}\nprimary_slot_name = ${quoteConf(HANDOFF_SLOT)}\n`);
 }
 
+/** Takes the standby settings (and the credential in them) out of a stopped server's postgresql.auto.conf. */
+export async function stripStandbySettings(dataDir: string): Promise<void> {
+  const file = path.join(dataDir, 'postgresql.auto.conf');
+  const text = await readFile(file, 'utf8').catch(() => null);
+  if (text === null) return;
+  const kept = text.split('\n').filter((l) => !/^\s*primary_(conninfo|slot_name)\s*=/.test(l));
+  if (kept.length !== text.split('\n').length) await writeFile(file, kept.join('\n'));
+}
+
 function quoteConninfo(v: string): string {
   return `'${v.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
 }

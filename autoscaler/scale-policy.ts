@@ -91,10 +91,11 @@ export function decideScale(i: ScalePolicyInput): ScaleDecision {
   if (rank(i.current) > rank(i.max)) return { kind: 'down', to: i.max, reason: 'above_max_profile' };
 
   const upSamples = i.samples.filter((s) => s.at > i.now - i.upWindowMs);
-  const up = step(i.current, 1);
-  if (up && rank(up) <= rank(i.max) && upSamples.length >= MIN_SAMPLES) {
+  if (upSamples.length >= MIN_SAMPLES) {
     const pressures = upSamples.map((s) => pressureOf(s, i.current, i.poolMode, i.poolSize)).filter((p): p is string => p !== null);
     if (pressures.length >= UP_QUORUM * upSamples.length && pressureOf(upSamples[upSamples.length - 1]!, i.current, i.poolMode, i.poolSize) !== null) {
+      const up = step(i.current, 1);
+      if (!up || rank(up) > rank(i.max)) return { kind: 'hold', reason: 'at_max_profile' };
       return { kind: 'up', to: up, reason: mostCommon(pressures) };
     }
   }

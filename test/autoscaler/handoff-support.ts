@@ -22,7 +22,7 @@ export async function writersUnder(dir: string): Promise<number[]> {
 export const HANDOFF_TEST_ENV: Record<string, string> = {
   PGWAKE_HANDOFF_PREPARE_TIMEOUT_MS: '20000',
   PGWAKE_HANDOFF_CATCHUP_TIMEOUT_MS: '20000',
-  PGWAKE_HANDOFF_DRAIN_TIMEOUT_MS: '3000',
+  PGWAKE_HANDOFF_DRAIN_TIMEOUT_MS: '10000',
   PGWAKE_HANDOFF_CUTOVER_TIMEOUT_MS: '20000',
   PGWAKE_HANDOFF_FAILURE_COOLDOWN_SECONDS: '0',
   PGWAKE_SCALE_DOWN_COOLDOWN_AFTER_UP_SECONDS: '0',
@@ -120,6 +120,10 @@ export class LedgerLoad {
   #timer: NodeJS.Timeout;
   #unsubscribe: () => void;
   #reporting: Promise<void> = Promise.resolve();
+  /** Checkouts this gateway says wait for a server connection (a full pool): a load signal. */
+  checkoutsWaiting = 0;
+  /** A pause after each commit (0: commit as fast as the server allows). */
+  paceMs = 0;
 
   private constructor(private readonly s: HandoffStack, private readonly t: TenantDb, db: DbRecord, private readonly clients: number) {
     this.#db = db;
@@ -131,7 +135,7 @@ export class LedgerLoad {
       if (this.#frozen === null) for (const r of this.#resumed.splice(0)) r();
       void this.report();
     });
-    this.#timer = setInterval(() => void this.report(), 500);
+    this.#timer = setInterval(() => void this.report(), 200);
   }
 
   static async start(s: HandoffStack, t: TenantDb, clients = 8): Promise<LedgerLoad> {
@@ -158,7 +162,7 @@ export class LedgerLoad {
   }
 
   report(): Promise<void> {
-    const activity = { clientConnections: this.clients, checkoutsInFlight: this.#inFlight, openTransactions: this.#inFlight, lastActivityAt: Date.now(), freezeGeneration: this.#frozen };
+    const activity = { clientConnections: this.clients, checkoutsInFlight: this.#inFlight, openTransactions: this.#inFlight, lastActivityAt: Date.now(), freezeGeneration: this.#frozen, checkoutsWaiting: this.checkoutsWaiting };
     this.#reporting = this.#reporting.then(() => this.s.stack.ctx.coordinator.reportActivity({ gatewayId: this.gatewayId, dbs: { [this.t.db.id]: activity } }, 5_000));
     return this.#reporting;
   }
@@ -183,7 +187,8 @@ export class LedgerLoad {
   async #client(id: number): Promise<void> {
     const acked: number[] = [];
     this.#acked.set(id, acked);
-    let conn: { client: pg.Client; port: number } | null = null;
+    // A connection its server closed (a fenced writer) is dropped before its next use, as a gateway's pool does.
+    let conn: { client: pg.Client; port: number; closed: boolean } | null = null;
     for (let seq = 1; !this.#stopped; seq++) {
       await this.#checkout();
       if (this.#stopped) {
@@ -192,13 +197,17 @@ export class LedgerLoad {
       }
       try {
         const route = this.#db;
-        if (!conn || conn.port !== route.compute_port) {
+        if (!conn || conn.closed || conn.port !== route.compute_port) {
           await conn?.client.end().catch(() => undefined);
           conn = null;
-          conn = { client: await LedgerLoad.connect(this.s, this.t, route), port: route.compute_port! };
+          const client = await LedgerLoad.connect(this.s, this.t, route);
+          const c = { client, port: route.compute_port!, closed: false };
+          client.on('end', () => (c.closed = true));
+          conn = c;
         }
         await conn.client.query('INSERT INTO ledger (client, seq) VALUES ($1, $2)', [id, seq]);
         acked.push(seq);
+        if (this.paceMs > 0) await sleep(this.paceMs);
       } catch (err) {
         this.#errors.push(`client ${id} seq ${seq}: ${(err as Error).message}`);
         await conn?.client.end().catch(() => undefined);
