@@ -62,6 +62,7 @@ export const SETTINGS = {
   listenHost: setting('PGWAKE_LISTEN_HOST', '127.0.0.1', str, 'Address the gateway, control API and metrics listen on.'),
   httpPort: setting('PGWAKE_HTTP_PORT', 8080, port, 'Control API port.'),
   metricsPort: setting('PGWAKE_METRICS_PORT', 9187, port, 'Prometheus `/metrics` port of the gateway and autoscaler roles (the control API also serves `/metrics`).'),
+  metricsPerDbLimit: setting('PGWAKE_METRICS_PER_DB_LIMIT', 0, int(0, 10_000), 'How many dbs get series of their own (a `db_id` label) in `/metrics`: the gateway\'s client gauges label the first N dbs with clients and sum the rest under `db_id="other"`; the autoscaler\'s `pgwake_db_info` names the state, scale_state and profile of the first N dbs of the catalog. 0: no per-db series (a deployment\'s dbs are unbounded; Prometheus is not).'),
   gatewayHost: setting('PGWAKE_GATEWAY_HOST', 'localhost', str, 'Host name clients use for the gateway: written into `dsn_template`; SNI `<db-id>.<host>` routes by db id.'),
   gatewayPort: setting('PGWAKE_GATEWAY_PORT', 5432, port, 'Gateway port (the port in `dsn_template`).'),
   catalogUrl: setting<string>('CATALOG_URL', undefined, url, 'External catalog database; unset starts an embedded one under the data dir.'),

@@ -28,7 +28,7 @@ export async function startGateway(ctx: RoleContext): Promise<GatewayRole> {
   const tls = await loadTls(ctx.config, logger);
   const routes = new ComputeRoutes(ctx.coordinator);
   const activity = new ActivityTracker(ctx.coordinator, gatewayId, logger);
-  const metrics = GatewayMetrics.for(ctx.metrics);
+  const metrics = GatewayMetrics.for(ctx.metrics, ctx.config.metricsPerDbLimit);
   const keys = new ScramClientKeyCache();
   const freezes = new Freezes(ctx.catalog, logger);
   const pools = new ServerPools(
@@ -50,6 +50,7 @@ export async function startGateway(ctx: RoleContext): Promise<GatewayRole> {
   );
   activity.sources = pools;
   metrics.sources.add(pools);
+  metrics.activities.add(activity);
   const deps: GatewayDeps = {
     config: ctx.config,
     catalog: ctx.catalog,
@@ -67,6 +68,7 @@ export async function startGateway(ctx: RoleContext): Promise<GatewayRole> {
   };
   const stopPools = () => {
     metrics.sources.delete(pools);
+    metrics.activities.delete(activity);
     pools.close();
     freezes.stop();
   };

@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { DbActivity } from '../core/index.js';
 import type { AuthFailureReason } from './auth/scram.js';
 import type { ConnectionOutcome } from './errors.js';
 import { countLiveBytes } from './relay.js';
@@ -13,7 +14,19 @@ export interface RelayedBytes {
 export interface PoolMetricsSource {
   stats(): { idle: number; active: number; opening: number; waiting: number };
   frozenDbs(): number;
+  /** When the checkout that has waited longest began to wait (ms since the epoch); undefined when none waits. */
+  oldestCheckoutWaitStartedAt(): number | undefined;
 }
+
+/** What a gateway's activity tracker tells the metrics when scraped: its clients per db. */
+export interface ClientActivitySource {
+  snapshot(): Record<string, DbActivity>;
+}
+
+/** How a wake the gateway asked for ended: `started` (a route came back), or why it did not. */
+export type WakeResult = 'started' | 'timeout' | 'db_gone' | 'client_gone' | 'failed';
+
+type ClientState = 'active' | 'waiting' | 'idle';
 
 const byRegistry = new WeakMap<Registry, GatewayMetrics>();
 
@@ -28,21 +41,28 @@ export class GatewayMetrics {
   readonly freezeSeconds: Histogram;
   /** Pools and freezes of every gateway on this registry, read when scraped. */
   readonly sources = new Set<PoolMetricsSource>();
+  /** Client activity of every gateway on this registry, read when scraped. */
+  readonly activities = new Set<ClientActivitySource>();
+  readonly wakes: Counter<'result'>;
+  readonly wakeRequestSeconds: Histogram;
   #checkouts: Counter<'outcome'>;
   #served = 0;
   #timedOut = 0;
 
-  /** One set per registry: a second gateway on the same registry (tests, a restart) shares it. */
-  static for(registry: Registry): GatewayMetrics {
+  /**
+   * One set per registry: a second gateway on the same registry (tests, a restart) shares it.
+   * `perDbLimit` (PGWAKE_METRICS_PER_DB_LIMIT) dbs get client series of their own; 0: none.
+   */
+  static for(registry: Registry, perDbLimit = 0): GatewayMetrics {
     let m = byRegistry.get(registry);
     if (!m) {
-      m = new GatewayMetrics(registry);
+      m = new GatewayMetrics(registry, perDbLimit);
       byRegistry.set(registry, m);
     }
     return m;
   }
 
-  private constructor(registry: Registry) {
+  private constructor(registry: Registry, perDbLimit: number) {
     const registers = [registry];
     this.connectionsOpen = new Gauge({ name: 'pgwake_gateway_connections', help: 'Client connections open on the gateway.', registers });
     this.connections = new Counter({
@@ -57,6 +77,18 @@ export class GatewayMetrics {
       help: 'From a client authenticated to its session ready on the compute: the time the gateway is responsible for. cold: a start was asked for; warm: the compute was running.',
       labelNames: ['kind'],
       buckets: [0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    });
+    this.wakes = new Counter({
+      name: 'pgwake_gateway_wakes_total',
+      help: 'Wakes this gateway asked the autoscaler for (a client or a pool found the compute stopped), by result: started, timeout (57P03 to the client), db_gone, client_gone, failed (the catalog could not be read). Concurrent asks for one db share one start.',
+      labelNames: ['result'],
+      registers,
+    });
+    this.wakeRequestSeconds = new Histogram({
+      name: 'pgwake_gateway_wake_request_seconds',
+      help: 'From asking for a wake to the route of the started compute (or the end of the wait, whatever the result).',
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
       registers,
     });
     this.checkoutWaitSeconds = new Histogram({
@@ -97,8 +129,51 @@ export class GatewayMetrics {
       },
     });
     new Gauge({
+      name: 'pgwake_gateway_checkout_maxwait_seconds',
+      help: "How long the oldest checkout still waiting has waited (PgBouncer's maxwait); 0 when none waits.",
+      registers,
+      collect() {
+        let oldest = Infinity;
+        for (const s of sources) oldest = Math.min(oldest, s.oldestCheckoutWaitStartedAt() ?? Infinity);
+        this.set(oldest === Infinity ? 0 : Math.max(0, Date.now() - oldest) / 1000);
+      },
+    });
+    const activities = this.activities;
+    new Gauge({
+      name: 'pgwake_gateway_client_connections',
+      help: "Authenticated client connections by state, as PgBouncer names them: active (a checkout in flight: a transaction, or a session-mode request), waiting (queued for a server connection: PgBouncer's cl_waiting), idle (connected, holding nothing).",
+      labelNames: ['state'],
+      registers,
+      collect() {
+        const t = clientStates(activities).total;
+        for (const [state, n] of Object.entries(t)) this.set({ state }, n);
+      },
+    });
+    if (perDbLimit > 0) {
+      const labelled = new PerDbLabels(perDbLimit);
+      new Gauge({
+        name: 'pgwake_gateway_db_client_connections',
+        help: `Client connections by db and state (as pgwake_gateway_client_connections), for the first ${perDbLimit} dbs with clients (PGWAKE_METRICS_PER_DB_LIMIT); the rest summed under db_id="other".`,
+        labelNames: ['db_id', 'state'],
+        registers,
+        collect() {
+          this.reset(); // a db that left its slot leaves no stale series
+          const byDb = clientStates(activities).byDb;
+          labelled.keepOnly(byDb.keys());
+          const out = new Map<string, Record<ClientState, number>>();
+          for (const [dbId, states] of byDb) {
+            const label = labelled.label(dbId);
+            const sum = out.get(label) ?? { active: 0, waiting: 0, idle: 0 };
+            for (const k of Object.keys(sum) as ClientState[]) sum[k] += states[k];
+            out.set(label, sum);
+          }
+          for (const [db_id, states] of out) for (const [state, n] of Object.entries(states)) this.set({ db_id, state }, n);
+        },
+      });
+    }
+    new Gauge({
       name: 'pgwake_gateway_server_connections',
-      help: 'Pooled server connections by state: idle, active (with a client or being reset), opening.',
+      help: "Pooled server connections by state: idle (PgBouncer's sv_idle), active (with a client or being reset: sv_active), opening (logging in: sv_login).",
       labelNames: ['state'],
       registers,
       collect() {
@@ -145,6 +220,12 @@ export class GatewayMetrics {
     this.checkoutWaitSeconds.observe(waitSeconds);
   }
 
+  /** A wake this gateway asked for ended after `seconds`. */
+  wakeEnded(result: WakeResult, seconds: number): void {
+    this.wakes.inc({ result });
+    this.wakeRequestSeconds.observe(seconds);
+  }
+
   checkoutTimedOut(): void {
     this.#timedOut++;
   }
@@ -155,5 +236,50 @@ export class GatewayMetrics {
 
   authFailure(reason: AuthFailureReason | 'timeout'): void {
     this.authFailures.inc({ reason });
+  }
+}
+
+/** Client states summed over every gateway on the registry, in total and per db. */
+function clientStates(activities: Iterable<ClientActivitySource>): { total: Record<ClientState, number>; byDb: Map<string, Record<ClientState, number>> } {
+  const total = { active: 0, waiting: 0, idle: 0 };
+  const byDb = new Map<string, Record<ClientState, number>>();
+  for (const source of activities) {
+    for (const [dbId, a] of Object.entries(source.snapshot())) {
+      const waiting = a.checkoutsWaiting ?? 0;
+      const states = { active: a.checkoutsInFlight, waiting, idle: Math.max(0, a.clientConnections - a.checkoutsInFlight - waiting) };
+      const sum = byDb.get(dbId) ?? { active: 0, waiting: 0, idle: 0 };
+      for (const k of Object.keys(states) as ClientState[]) {
+        sum[k] += states[k];
+        total[k] += states[k];
+      }
+      byDb.set(dbId, sum);
+    }
+  }
+  return { total, byDb };
+}
+
+/**
+ * Which dbs get a `db_id` label of their own: the first `limit` seen, each keeping
+ * its slot while it stays in view; every other db is `other`. So the series stay
+ * bounded by configuration, whatever the number of dbs.
+ */
+export class PerDbLabels {
+  #slots = new Set<string>();
+
+  constructor(private readonly limit: number) {}
+
+  /** Frees the slots of dbs no longer in view. */
+  keepOnly(inView: Iterable<string>): void {
+    const keep = new Set(inView);
+    for (const id of this.#slots) if (!keep.has(id)) this.#slots.delete(id);
+  }
+
+  label(dbId: string): string {
+    if (this.#slots.has(dbId)) return dbId;
+    if (this.#slots.size < this.limit) {
+      this.#slots.add(dbId);
+      return dbId;
+    }
+    return 'other';
   }
 }

@@ -1,6 +1,8 @@
+import { performance } from 'node:perf_hooks';
 import { ControlRequestError, type Catalog, type Coordinator, type DbRecord, type Logger, type Route } from '../core/index.js';
 import type { ComputeRoutes } from './compute-routes.js';
 import { ClientGone, GatewayError, SQLSTATE } from './errors.js';
+import type { WakeResult } from './metrics.js';
 import { sleep } from './retry.js';
 
 export interface WakeDeps {
@@ -9,6 +11,8 @@ export interface WakeDeps {
   routes: ComputeRoutes;
   timeoutMs: number;
   logger: Logger;
+  /** Counts the wakes asked for and how long they took (the gateway's metrics). */
+  metrics?: { wakeEnded(result: WakeResult, seconds: number): void };
 }
 
 export interface Wake {
@@ -29,6 +33,25 @@ export async function wakeCompute(db: DbRecord, deps: WakeDeps, signal: AbortSig
     const known = deps.routes.get(db.id) ?? deps.routes.remember(db);
     if (known) return { route: known, woke: false };
   }
+  const started = performance.now();
+  try {
+    const wake = await askForStart(db, deps, signal);
+    deps.metrics?.wakeEnded('started', (performance.now() - started) / 1000);
+    return wake;
+  } catch (err) {
+    deps.metrics?.wakeEnded(wakeResultOf(err), (performance.now() - started) / 1000);
+    throw err;
+  }
+}
+
+function wakeResultOf(err: unknown): WakeResult {
+  if (err instanceof ClientGone) return 'client_gone';
+  if (err instanceof GatewayError && err.outcome === 'db_not_found') return 'db_gone';
+  if (err instanceof GatewayError && err.sqlstate === SQLSTATE.cannotConnectNow) return 'timeout';
+  return 'failed';
+}
+
+async function askForStart(db: DbRecord, deps: WakeDeps, signal: AbortSignal): Promise<Wake> {
   const deadline = Date.now() + deps.timeoutMs;
   const didNotStart = (why: string) =>
     new GatewayError(SQLSTATE.cannotConnectNow, `the compute for database "${db.name}" did not start within ${deps.timeoutMs} ms`, 'compute_unavailable', why, 'try again in a moment');

@@ -84,6 +84,15 @@ export class ServerPools implements PoolMetricsSource, ActivitySources {
     return t;
   }
 
+  oldestCheckoutWaitStartedAt(): number | undefined {
+    let oldest: number | undefined;
+    for (const pool of this.#pools.values()) {
+      const at = pool.queue.oldestEnqueuedAt;
+      if (at !== undefined && (oldest === undefined || at < oldest)) oldest = at;
+    }
+    return oldest;
+  }
+
   frozenDbs(): number {
     let n = 0;
     for (const _ of this.freezes.all()) n++;
