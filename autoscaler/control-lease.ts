@@ -16,6 +16,8 @@ export class ControlLease {
   #epoch: number;
   #timer: NodeJS.Timeout | undefined;
   #stopped = false;
+  /** False from a failed renewal until the lease is taken again. */
+  #held = true;
   #log: Logger;
 
   private constructor(private readonly ctx: RoleContext, lease: Lease, epoch: number, private readonly onLost: () => void) {
@@ -37,6 +39,11 @@ export class ControlLease {
     return this.#epoch;
   }
 
+  /** Whether this autoscaler holds the lease now (and so acts). */
+  get held(): boolean {
+    return this.#held && !this.#stopped;
+  }
+
   #schedule(): void {
     if (this.#stopped) return;
     this.#timer = setTimeout(() => void this.#renew(), Math.max(100, Math.floor(this.ctx.config.autoscalerLeaseTtlMs / 3)));
@@ -48,11 +55,13 @@ export class ControlLease {
     if (this.#stopped) return;
     if (!held) {
       this.#log.error({ lease_control_epoch: this.#epoch }, 'lost the autoscaler lease; acting stops until it is taken again');
+      this.#held = false;
       this.onLost();
       const { lease, epoch } = await take(this.ctx, this.#lease.holder);
       if (this.#stopped) return;
       this.#lease = lease;
       this.#epoch = epoch;
+      this.#held = true;
       this.#log.info({ lease_control_epoch: epoch }, 'acting autoscaler again');
     }
     this.#schedule();

@@ -65,11 +65,18 @@ export async function startAutoscaler(ctx: RoleContext, options: AutoscalerOptio
   // Made ahead, so the first db's provision only copies it.
   const templateReady = template.ensure().catch((err: Error) => log.error({ err }, 'compute template failed; provisions will retry it'));
   const driver = new LocalComputeDriver({ computesDir, binDir: ctx.binDir, owner: ctx.owner, template, host: '127.0.0.1', startTimeoutMs: ctx.config.computeStartTimeoutMs, logger: ctx.logger, superuserPassword });
-  const metrics = new AutoscalerMetrics(ctx.metrics, { liveDbs: () => ctx.catalog.dbs.listLive(), runningComputes: () => driver.running().length });
+  let acting: ControlLease | undefined; // what the metrics read: undefined while this autoscaler stands by
+  const metrics = new AutoscalerMetrics(ctx.metrics, {
+    liveDbs: () => ctx.catalog.dbs.listLive(),
+    runningComputes: () => driver.running().length,
+    lease: () => acting && { held: acting.held, epoch: acting.epoch },
+    perDbLimit: ctx.config.metricsPerDbLimit,
+  });
 
   // Nothing is acted on before this autoscaler is the acting one.
   let scaler: Scaler | undefined;
   const lease = await ControlLease.acquire(ctx, options.holder ?? `${os.hostname()}/${process.pid}/${randomId('as', 6)}`, () => scaler?.abortAll(SCALE_FAILURE.controllerFailover));
+  acting = lease;
   const epoch = () => lease.epoch;
   const controller = new ComputeController(ctx, driver, metrics, epoch);
   scaler = new Scaler(ctx, driver, controller, metrics, epoch, options.handoffHooks);

@@ -1,14 +1,21 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import { DB_STATES, type DbRecord } from '../core/index.js';
+import { DB_STATES, SCALE_STATES, type DbRecord } from '../core/index.js';
 
 export type SuspendReason = 'idle' | 'request' | 'shutdown';
 
 export interface AutoscalerMetricSources {
   liveDbs(): Promise<DbRecord[]>;
   runningComputes(): number;
+  /** The autoscaler lease as this autoscaler holds it; undefined while it waits for it (a standby). */
+  lease(): { held: boolean; epoch: number } | undefined;
+  /** PGWAKE_METRICS_PER_DB_LIMIT: how many dbs `pgwake_db_info` describes (0: the metric is not made). */
+  perDbLimit: number;
 }
 
-/** The autoscaler's `pgwake_` metrics. No per-db labels: a deployment's dbs are unbounded. */
+/** The dbs of one scrape: every gauge read from the catalog shares a single query. */
+const CATALOG_READ_REUSE_MS = 500;
+
+/** The autoscaler's `pgwake_` metrics. Per-db labels only for the configured number of dbs: a deployment's dbs are unbounded. */
 export class AutoscalerMetrics {
   readonly computeStarts: Counter<'result'>;
   readonly computeStartSeconds: Histogram;
@@ -22,7 +29,7 @@ export class AutoscalerMetrics {
 
   constructor(registry: Registry, sources: AutoscalerMetricSources) {
     // A role restarted on the same registry replaces its metrics rather than failing on duplicates.
-    for (const name of ['pgwake_compute_starts_total', 'pgwake_compute_start_seconds', 'pgwake_db_provision_seconds', 'pgwake_suspends_total', 'pgwake_compute_unexpected_exits_total', 'pgwake_dbs', 'pgwake_computes_running', 'pgwake_handoffs_total', 'pgwake_handoff_seconds', 'pgwake_handoff_freeze_seconds', 'pgwake_scale_decisions_total']) {
+    for (const name of ['pgwake_compute_starts_total', 'pgwake_compute_start_seconds', 'pgwake_db_provision_seconds', 'pgwake_suspends_total', 'pgwake_compute_unexpected_exits_total', 'pgwake_dbs', 'pgwake_dbs_by_scale_state', 'pgwake_db_info', 'pgwake_autoscaler_leader', 'pgwake_autoscaler_lease_control_epoch', 'pgwake_computes_running', 'pgwake_handoffs_total', 'pgwake_handoff_seconds', 'pgwake_handoff_freeze_seconds', 'pgwake_scale_decisions_total']) {
       registry.removeSingleMetric(name);
     }
     const registers = [registry];
@@ -44,7 +51,7 @@ export class AutoscalerMetrics {
     this.computeExits = new Counter({ name: 'pgwake_compute_unexpected_exits_total', help: 'Writers that ended without being asked to (crash, kill).', registers });
     this.handoffs = new Counter({
       name: 'pgwake_handoffs_total',
-      help: 'Profile handoffs ended, by result (stable, failed) and scale_failure_reason (none when stable).',
+      help: 'Profile handoffs ended, by result (stable, failed) and reason: the scale_failure_reason describe and events show (none when stable).',
       labelNames: ['result', 'reason'],
       registers,
     });
@@ -70,22 +77,75 @@ export class AutoscalerMetrics {
         this.set(sources.runningComputes());
       },
     });
+    const read = catalogReader(sources);
     new Gauge({
       name: 'pgwake_dbs',
       help: 'Dbs by lifecycle state (deleted ones not counted).',
       labelNames: ['state'],
       registers,
       async collect() {
-        let dbs: DbRecord[];
-        try {
-          dbs = await sources.liveDbs();
-        } catch {
-          return; // catalog unreachable: leave the last values rather than fail the scrape
-        }
+        const dbs = await read();
+        if (!dbs) return; // catalog unreachable: leave the last values rather than fail the scrape
         const counts = new Map<string, number>(DB_STATES.filter((s) => s !== 'deleted').map((s) => [s, 0]));
         for (const db of dbs) counts.set(db.state, (counts.get(db.state) ?? 0) + 1);
         for (const [state, n] of counts) this.set({ state }, n);
       },
     });
+    new Gauge({
+      name: 'pgwake_dbs_by_scale_state',
+      help: 'Dbs by scale_state: STABLE, or where a profile handoff stands (PREPARING, CATCHING_UP, FROZEN, CUTOVER, FAILED).',
+      labelNames: ['scale_state'],
+      registers,
+      async collect() {
+        const dbs = await read();
+        if (!dbs) return;
+        const counts = new Map<string, number>(SCALE_STATES.map((s) => [s, 0]));
+        for (const db of dbs) counts.set(db.scale_state, (counts.get(db.scale_state) ?? 0) + 1);
+        for (const [scale_state, n] of counts) this.set({ scale_state }, n);
+      },
+    });
+    if (sources.perDbLimit > 0) {
+      const limit = sources.perDbLimit;
+      new Gauge({
+        name: 'pgwake_db_info',
+        help: `1 for each of the first ${limit} dbs of the catalog, oldest first (PGWAKE_METRICS_PER_DB_LIMIT), labelled with its state, scale_state and current profile.`,
+        labelNames: ['db_id', 'state', 'scale_state', 'profile'],
+        registers,
+        async collect() {
+          const dbs = await read();
+          if (!dbs) return;
+          this.reset(); // a db whose state changed leaves no series behind
+          const oldestFirst = [...dbs].sort((a, b) => +new Date(a.created_at) - +new Date(b.created_at) || a.id.localeCompare(b.id));
+          for (const db of oldestFirst.slice(0, limit)) this.set({ db_id: db.id, state: db.state, scale_state: db.scale_state, profile: db.current_profile }, 1);
+        },
+      });
+    }
+    new Gauge({
+      name: 'pgwake_autoscaler_leader',
+      help: 'Whether this autoscaler holds the autoscaler lease and acts (1), or stands by (0).',
+      registers,
+      collect() {
+        this.set(sources.lease()?.held ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'pgwake_autoscaler_lease_control_epoch',
+      help: 'The fencing epoch this autoscaler writes into dbs.lease_control_epoch while it holds the lease (0 while it stands by). A new leader has a greater one.',
+      registers,
+      collect() {
+        const lease = sources.lease();
+        this.set(lease?.held ? lease.epoch : 0);
+      },
+    });
   }
+}
+
+/** Reads the live dbs at most once per scrape; undefined when the catalog does not answer. */
+function catalogReader(sources: AutoscalerMetricSources): () => Promise<DbRecord[] | undefined> {
+  let last: { at: number; dbs: Promise<DbRecord[] | undefined> } | undefined;
+  return () => {
+    const now = Date.now();
+    if (!last || now - last.at > CATALOG_READ_REUSE_MS) last = { at: now, dbs: sources.liveDbs().catch(() => undefined) };
+    return last.dbs;
+  };
 }

@@ -78,6 +78,12 @@ export async function startStack(config: Config, roles: RoleName[], logger: Logg
     const metrics = createMetricsRegistry();
     const ctx: RoleContext = { config, catalog, coordinator, secrets, logger, metrics, binDir, owner };
     const stack: Stack = { ctx, catalogUrl, stop: stopAll };
+    if (options.metrics !== 'cluster-worker' && (roles.includes('gateway') || roles.includes('autoscaler'))) {
+      // Served before the roles start: a standby autoscaler waits for the lease inside its start, and says so here meanwhile.
+      const server = await serveMetrics(ctx, config.metricsPort);
+      stack.metricsPort = (server.address() as AddressInfo).port;
+      stops.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    }
     if (roles.includes('autoscaler')) {
       stack.autoscaler = await startAutoscaler(ctx);
       stops.push(() => stack.autoscaler!.stop());
@@ -95,10 +101,6 @@ export async function startStack(config: Config, roles: RoleName[], logger: Logg
       // Constructing one is what makes a worker answer its primary's requests for metrics.
       new AggregatorRegistry();
       AggregatorRegistry.setRegistries([metrics]);
-    } else if (roles.includes('gateway') || roles.includes('autoscaler')) {
-      const server = await serveMetrics(ctx, config.metricsPort);
-      stack.metricsPort = (server.address() as AddressInfo).port;
-      stops.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
     }
     return stack;
   } catch (err) {
