@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { PROFILE_NAMES, PROFILES, type Config, type DbPatch, type DbRecord, type DbUpdateGuard, type Logger, type ProfileName, type RoleContext, type ScaleState } from '../core/index.js';
+import { CANCELLABLE_SCALE_STATES, PROFILE_NAMES, PROFILES, type Config, type DbPatch, type DbRecord, type DbUpdateGuard, type Logger, type ProfileName, type RoleContext, type ScaleState } from '../core/index.js';
 import type { ComputeDriver, ComputeStatus } from './compute-driver.js';
 import { gatewaysHoldingFreeze, waitForFreezeBarrier } from './freeze-barrier.js';
 import type { Lsn } from './lsn.js';
@@ -25,7 +25,7 @@ export type ScaleFailureReason = (typeof SCALE_FAILURE)[keyof typeof SCALE_FAILU
 /** Stages a handoff is under way in: a db found in one with no handoff running was left by a controller that is gone. */
 export const HANDOFF_STAGES: readonly ScaleState[] = ['PREPARING', 'CATCHING_UP', 'FROZEN', 'CUTOVER'];
 /** A handoff can be cancelled before CUTOVER. */
-export const CANCELLABLE_STAGES: readonly ScaleState[] = ['PREPARING', 'CATCHING_UP', 'FROZEN'];
+export const CANCELLABLE_STAGES = CANCELLABLE_SCALE_STATES;
 
 /** Where tests may step in (fault injection) and what they see there. */
 export type HandoffPoint = 'PREPARING' | 'candidate_copied' | 'CATCHING_UP' | 'FROZEN' | 'CUTOVER' | 'fenced' | 'promoted' | 'adopted';

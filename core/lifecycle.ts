@@ -7,6 +7,8 @@ export type DbState = (typeof DB_STATES)[number];
 /** The profile handoff (DESIGN §3). */
 export const SCALE_STATES = ['STABLE', 'PREPARING', 'CATCHING_UP', 'FROZEN', 'CUTOVER', 'FAILED'] as const;
 export type ScaleState = (typeof SCALE_STATES)[number];
+/** A handoff in one of these stages can still be cancelled (rolled back); from CUTOVER on it finishes. */
+export const CANCELLABLE_SCALE_STATES: readonly ScaleState[] = ['PREPARING', 'CATCHING_UP', 'FROZEN'];
 
 export const POOL_MODES = ['session', 'transaction'] as const;
 export type PoolMode = (typeof POOL_MODES)[number];
