@@ -20,6 +20,7 @@ import { RoleSchema } from './routes/role-schemas.js';
 import { roleRoutes } from './routes/roles.js';
 import { CredentialSigner } from './credential-signer.js';
 import { dbPowerRoutes } from './routes/db-power.js';
+import { scaleRoutes } from './routes/scale.js';
 import { DbSchema } from './routes/db-schemas.js';
 import { dbRoutes } from './routes/dbs.js';
 import { eventRoutes, OpenEventStreams } from './routes/events.js';
@@ -86,6 +87,7 @@ export async function buildControlApp(ctx: RoleContext, options: ControlApiOptio
     await withKey.register(tenantRoutes, { ctx, deletions });
     await withKey.register(dbRoutes, { ctx, deletions });
     await withKey.register(dbPowerRoutes, { ctx });
+    await withKey.register(scaleRoutes, { ctx });
     await withKey.register(roleRoutes, { ctx });
     await withKey.register(accessRoutes, { ctx });
     await withKey.register(credentialRoutes, { ctx, signer });

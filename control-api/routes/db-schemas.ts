@@ -82,6 +82,11 @@ export function patchDbBodySchema(config: Config) {
       suspend_timeout_seconds: Type.Optional(suspendTimeoutSchema(config, false)),
       pool_mode: Type.Optional(PoolModeSchema),
       pool_size: Type.Optional(Nullable(PoolSizeSchema)),
+      // Profile changes (routes/scale.ts): a running db hands off to a new size.
+      size: Type.Optional({ ...ProfileNameSchema, description: 'The profile to run at: a running db hands off to it (watch scale_state); a stopped one starts at it' }),
+      min_profile: Type.Optional(Nullable({ ...ProfileNameSchema, description: 'Autoscaling lower bound (set with max_profile); null: autoscaling off' })),
+      max_profile: Type.Optional(Nullable({ ...ProfileNameSchema, description: 'Autoscaling upper bound (set with min_profile); null: autoscaling off' })),
+      handoff_timeout_action: Type.Optional(StringEnum(['rollback', 'force'] as const, 'At a passed drain deadline: `rollback` keeps the old writer; `force` ends the blocking sessions (57P01) and cuts over')),
     },
     { additionalProperties: false, minProperties: 1 },
   );

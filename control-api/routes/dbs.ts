@@ -8,6 +8,7 @@ import { ApiError, conflict, notFound } from '../errors.js';
 import { ownedDbById, ownedDbByName, ownedTenant } from '../owned.js';
 import { BEARER, errorResponses } from '../schemas.js';
 import { TenantParams } from './tenant-schemas.js';
+import { scalePatch } from './scale.js';
 import { createDbBodySchema, DbIdParams, DbListSchema, patchDbBodySchema, TenantDbParams, type CreateDbBody, type PatchDbBody } from './db-schemas.js';
 
 type TenantDbParams = Static<typeof TenantDbParams>;
@@ -87,7 +88,7 @@ export async function dbRoutes(app: FastifyInstance, { ctx, deletions }: { ctx: 
     {
       schema: {
         tags: ['dbs'],
-        summary: "Change a db's settings: suspend_timeout_seconds, pool_mode, pool_size",
+        summary: "Change a db's settings: suspend_timeout_seconds, pool_mode, pool_size; its size (a running db hands off to it) and autoscaling limits",
         security: BEARER,
         params: TenantDbParams,
         body: patchDbBodySchema(ctx.config),
@@ -100,10 +101,13 @@ export async function dbRoutes(app: FastifyInstance, { ctx, deletions }: { ctx: 
       if (request.body.suspend_timeout_seconds !== undefined) patch.suspend_timeout_seconds = request.body.suspend_timeout_seconds;
       if (request.body.pool_mode !== undefined) patch.pool_mode = request.body.pool_mode;
       if (request.body.pool_size !== undefined) patch.pool_size = request.body.pool_size;
-      const updated = await catalog.dbs.update(db.id, patch, { states: PATCHABLE });
+      const scale = scalePatch(db, request.body);
+      Object.assign(patch, scale.patch);
+      const updated = await catalog.dbs.update(db.id, patch, { states: scale.guard.states ?? PATCHABLE, scaleStates: scale.guard.scaleStates });
       if (updated) return publicDb(updated);
       const now = await catalog.dbs.byId(db.id);
       if (!now || now.state === 'deleted') throw notFound(`db "${db.name}"`);
+      if (scale.guard.states && PATCHABLE.includes(now.state)) throw conflict(`db "${db.name}" changed meanwhile (now ${now.state}, scale_state ${now.scale_state}); try again`, { state: now.state, scale_state: now.scale_state });
       throw conflict(`db "${db.name}" is ${now.state}; it cannot be changed`, { state: now.state });
     },
   );
