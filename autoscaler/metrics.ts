@@ -1,7 +1,9 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { DB_STATES, SCALE_STATES, type DbRecord } from '../core/index.js';
+import { SCALE_FAILURE } from './handoff.js';
 
-export type SuspendReason = 'idle' | 'request' | 'shutdown';
+export const SUSPEND_REASONS = ['idle', 'request', 'shutdown'] as const;
+export type SuspendReason = (typeof SUSPEND_REASONS)[number];
 
 export interface AutoscalerMetricSources {
   liveDbs(): Promise<DbRecord[]>;
@@ -69,6 +71,13 @@ export class AutoscalerMetrics {
       registers,
     });
     this.scaleDecisions = new Counter({ name: 'pgwake_scale_decisions_total', help: 'Handoffs the scaling policy asked for, by direction (up, down).', labelNames: ['direction'], registers });
+    // Known label values start at 0, so the first event is an increase rate() sees (not a series appearing at 1).
+    for (const result of ['ok', 'failed']) this.computeStarts.inc({ result }, 0);
+    for (const reason of SUSPEND_REASONS) this.suspends.inc({ reason }, 0);
+    this.handoffs.inc({ result: 'stable', reason: 'none' }, 0);
+    for (const reason of Object.values(SCALE_FAILURE)) this.handoffs.inc({ result: 'failed', reason }, 0);
+    for (const result of ['stable', 'failed']) this.handoffSeconds.zero({ result });
+    for (const direction of ['up', 'down']) this.scaleDecisions.inc({ direction }, 0);
     new Gauge({
       name: 'pgwake_computes_running',
       help: 'Writers this autoscaler runs right now.',

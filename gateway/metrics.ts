@@ -24,7 +24,8 @@ export interface ClientActivitySource {
 }
 
 /** How a wake the gateway asked for ended: `started` (a route came back), or why it did not. */
-export type WakeResult = 'started' | 'timeout' | 'db_gone' | 'client_gone' | 'failed';
+export const WAKE_RESULTS = ['started', 'timeout', 'db_gone', 'client_gone', 'failed'] as const;
+export type WakeResult = (typeof WAKE_RESULTS)[number];
 
 type ClientState = 'active' | 'waiting' | 'idle';
 
@@ -85,6 +86,7 @@ export class GatewayMetrics {
       labelNames: ['result'],
       registers,
     });
+    for (const result of WAKE_RESULTS) this.wakes.inc({ result }, 0); // the first wake is then an increase rate() sees
     this.wakeRequestSeconds = new Histogram({
       name: 'pgwake_gateway_wake_request_seconds',
       help: 'From asking for a wake to the route of the started compute (or the end of the wait, whatever the result).',
