@@ -105,6 +105,7 @@ export class ProfileHandoff {
   /** The current stage's deadline, ms since epoch, and its signal. */
   #deadlineAt = 0;
   #signal: AbortSignal = new AbortController().signal;
+  #stageTimer: NodeJS.Timeout | undefined;
   /** A step the deadline left behind: the rollback waits for it before tearing down what it may still make. */
   #leftBehind: Promise<unknown> | undefined;
 
@@ -205,8 +206,10 @@ export class ProfileHandoff {
       );
       return done;
     } catch (err) {
+      clearTimeout(this.#stageTimer);
       return await this.#fail(err);
     } finally {
+      clearTimeout(this.#stageTimer);
       stopListening();
     }
   }
@@ -266,12 +269,21 @@ export class ProfileHandoff {
     else if (db.target_profile !== this.to) this.abort(SCALE_FAILURE.cancelled);
   }
 
-  /** A stage's deadline (less the lead), or the handoff's abort, whichever comes first. */
+  /**
+   * A stage's deadline (less the lead), or the handoff's abort, whichever comes
+   * first. A timer the handoff holds itself: a timeout signal referenced only
+   * from inside `AbortSignal.any` can be garbage-collected before it fires.
+   */
   #stageSignal(ms: number): AbortSignal {
     const act = Math.max(1, ms - Math.min(DEADLINE_LEAD_MS, Math.floor(ms / 10)));
     this.#deadlineAt = Date.now() + act;
-    this.#signal = AbortSignal.any([this.#abort.signal, AbortSignal.timeout(act)]);
-    return this.#signal;
+    clearTimeout(this.#stageTimer);
+    const stage = new AbortController();
+    this.#stageTimer = setTimeout(() => stage.abort(new Error(`stage deadline of ${ms} ms passed`)), act);
+    if (this.#abort.signal.aborted) stage.abort(this.#abort.signal.reason);
+    else this.#abort.signal.addEventListener('abort', () => stage.abort(this.#abort.signal.reason), { once: true, signal: stage.signal });
+    this.#signal = stage.signal;
+    return stage.signal;
   }
 
   /** Runs a step of a stage, naming what went wrong: an abort, the stage's deadline, or the step itself. */
