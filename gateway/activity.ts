@@ -17,6 +17,8 @@ export interface ClientActivity {
    * `suspending` and then looks at activity again sees this client.
    */
   reported(): Promise<void>;
+  /** Whether that report is already there (no wait needed). */
+  reportedInUse(): boolean;
   close(): void;
 }
 
@@ -106,6 +108,7 @@ export class ActivityTracker {
         entry.openTransactions += open ? 1 : -1;
       },
       reported: () => (this.#reportedBusy.has(dbId) ? Promise.resolve() : this.report()),
+      reportedInUse: () => this.#reportedBusy.has(dbId),
       close: () => {
         if (closed) return;
         closed = true;

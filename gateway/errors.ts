@@ -8,6 +8,9 @@ export type ConnectionOutcome =
   | 'protocol_error'
   | 'startup_timeout'
   | 'tls_required'
+  | 'address_not_allowed'
+  | 'banned'
+  | 'too_many_connections'
   | 'auth_failed'
   | 'db_not_found'
   | 'compute_unavailable'
@@ -21,6 +24,7 @@ export const SQLSTATE = {
   connectionFailure: '08006',
   invalidAuthorization: '28000',
   invalidPassword: '28P01',
+  idleSessionTimeout: '57P05',
   invalidCatalogName: '3D000',
   cannotConnectNow: '57P03',
   adminShutdown: '57P01',

@@ -1,12 +1,15 @@
 import { randomId, type RoleContext, type RunningRole } from '../core/index.js';
 import { ActivityTracker } from './activity.js';
 import { ScramClientKeyCache } from './auth/scram-client.js';
+import { TokenVerifier } from './auth/token-verifier.js';
 import { CancelKeys } from './cancellation.js';
 import { ComputeRoutes } from './compute-routes.js';
+import { ConnectionLimits } from './connection-limits.js';
 import { listen, type Listener } from './listener.js';
 import { GatewayMetrics } from './metrics.js';
 import { Freezes, ServerPools } from './pool/index.js';
 import { serveClient, type GatewayDeps } from './session.js';
+import { SessionLifetimes } from './session-lifetime.js';
 import { loadTls } from './tls.js';
 
 export interface GatewayRole extends RunningRole {
@@ -17,7 +20,8 @@ export interface GatewayRole extends RunningRole {
 
 /**
  * Raw TCP Postgres gateway on `PGWAKE_GATEWAY_PORT` (DESIGN §4). A connection goes
- * through handshake.ts → tls.ts → route.ts → auth/scram.ts → wake.ts →
+ * through handshake.ts → tls.ts → route.ts → login.ts (login-target.ts,
+ * network-checks.ts, auth/scram.ts or auth/oauth.ts) → connection-limits.ts → wake.ts →
  * connect-compute.ts → pool/ (checkout, freeze) → relay, driven by session.ts;
  * cancellation.ts answers CancelRequest; activity.ts tells the autoscaler which
  * dbs are in use and which freezes this gateway holds.
@@ -65,6 +69,9 @@ export async function startGateway(ctx: RoleContext): Promise<GatewayRole> {
     activity,
     freezes,
     pools,
+    tokens: new TokenVerifier(ctx.config, ctx.catalog),
+    limits: new ConnectionLimits(ctx.catalog, ctx.coordinator, gatewayId),
+    lifetimes: new SessionLifetimes(ctx.metrics),
   };
   const stopPools = () => {
     metrics.sources.delete(pools);
@@ -88,6 +95,7 @@ export async function startGateway(ctx: RoleContext): Promise<GatewayRole> {
     async stop() {
       await listener.close();
       stopPools();
+      deps.lifetimes.stop();
       await activity.stop();
       routes.close();
     },

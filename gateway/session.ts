@@ -1,19 +1,24 @@
 import { performance } from 'node:perf_hooks';
 import type { Socket } from 'node:net';
-import { parseScramVerifier, randomId, sha256, type Catalog, type Config, type Coordinator, type Logger, type ScramVerifier, type SecretBox, type TenantRecord } from '../core/index.js';
+import { randomId, type Catalog, type Config, type Coordinator, type Logger, type SecretBox } from '../core/index.js';
 import type { ActivityTracker, ClientActivity } from './activity.js';
-import { AuthFailure, authenticateScram } from './auth/scram.js';
+import { AuthFailure } from './auth/scram.js';
 import type { ScramClientKeyCache } from './auth/scram-client.js';
+import type { TokenVerifier } from './auth/token-verifier.js';
 import { handleCancelRequest, type CancelKeys, type GatewayCancelKey } from './cancellation.js';
 import type { ComputeRoutes } from './compute-routes.js';
 import { ComputeRefusal, connectCompute } from './connect-compute.js';
+import type { Admission, ConnectionLimits } from './connection-limits.js';
 import { ClientParams, PoolServer, PooledClient, welcomeFor, type Freezes, type ServerPools } from './pool/index.js';
 import type { ComputeLogin } from './server-connection.js';
 import { untilAborted } from './wake.js';
 import { ClientGone, errorResponseOf, GatewayError, SQLSTATE, type ConnectionOutcome } from './errors.js';
 import { readHandshake, type StartupRequest } from './handshake.js';
+import { logIn } from './login.js';
 import type { GatewayMetrics } from './metrics.js';
-import { findDb, findTenant, routeRequestOf, type RouteRequest } from './route.js';
+import { clientAddressOf } from './network-checks.js';
+import { routeRequestOf, type RouteRequest } from './route.js';
+import type { SessionLifetimes } from './session-lifetime.js';
 import type { TlsSetup } from './tls.js';
 import { authenticationOk, backendKeyData, negotiateProtocolVersion, readyForQuery } from './wire/backend-messages.js';
 import type { PacketReader } from './wire/packet-reader.js';
@@ -33,6 +38,9 @@ export interface GatewayDeps {
   activity: ActivityTracker;
   freezes: Freezes;
   pools: ServerPools;
+  tokens: TokenVerifier;
+  limits: ConnectionLimits;
+  lifetimes: SessionLifetimes;
 }
 
 /** How long an error message may take to reach a client before its socket is destroyed anyway. */
@@ -40,7 +48,8 @@ const ERROR_FLUSH_MS = 2_000;
 
 /**
  * One client connection, through the steps of DESIGN §4 in order: handshake (and
- * TLS) → route → SCRAM → wake → checkout (pool/) → relay. In session mode the
+ * TLS) → route, network checks and authentication (login.ts) → connection limits
+ * → wake → checkout (pool/) → relay, under the session's lifetimes. In session mode the
  * client gets its own server connection now (waking the db); in transaction mode
  * it is greeted from its pool and checks out a server per transaction. Never
  * throws: every failure becomes an ErrorResponse with a SQLSTATE, then the socket closes.
@@ -52,6 +61,7 @@ export async function serveClient(raw: Socket, deps: GatewayDeps): Promise<void>
   let reader: PacketReader | null = null;
   let activity: ClientActivity | undefined;
   let cancelKey: GatewayCancelKey | undefined;
+  let admission: Admission | undefined;
   let outcome: ConnectionOutcome | undefined;
   raw.on('error', () => undefined); // each step sees errors through its own reads; an unhandled one must not crash the process
   deps.metrics.connectionsOpen.inc();
@@ -80,28 +90,20 @@ export async function serveClient(raw: Socket, deps: GatewayDeps): Promise<void>
     log = log.child({ user: request.user });
     if (startup.minorVersion > 0 || startup.unsupportedOptions.length > 0) socket.write(negotiateProtocolVersion(0, startup.unsupportedOptions));
 
-    const tenant = await deadline.race(findTenant(deps.catalog, request.user));
-    await deadline.race(
-      authenticateScram({
-        socket,
-        reader: startup.reader,
-        user: request.user,
-        verifier: tenant ? verifierOf(tenant, log) : null,
-        mockSalt: mockSaltFor(deps.secrets, request.user),
-        channelBinding: startup.tls ? deps.tls.serverEndPoint : null,
-      }),
-    );
+    const who = await deadline.race(logIn(deps, { socket, reader: startup.reader, tls: startup.tls !== null, address: clientAddressOf(raw.remoteAddress) }, request, log));
     socket.write(authenticationOk());
     deadline.clear();
 
     // Authenticated: only now may the client learn which dbs exist, and only now may a compute start.
-    const db = await findDb(deps.catalog, tenant!, request);
+    if (!who.db) throw who.dbMissing!;
+    const db = who.db;
+    admission = await deps.limits.admit(db, who.policy);
     deps.freezes.observe(db);
     log = log.child({ db_id: db.id, pool_mode: db.pool_mode });
     activity = deps.activity.open(db.id, db.pool_mode);
     const clientLeft = new AbortController();
     void startup.reader.closed.then(() => clientLeft.abort());
-    const login: ComputeLogin = { user: tenant!.pg_user, password: deps.secrets.internalRolePassword(tenant!.pg_user), database: db.name, params: computeParams(startup, request) };
+    const login: ComputeLogin = { user: who.computeUser, password: who.computePassword, database: db.name, params: computeParams(startup, request) };
     const common = { db, log, metrics: deps.metrics, freezes: deps.freezes, activity };
     let client: PooledClient;
     let greeting: Buffer;
@@ -140,6 +142,7 @@ export async function serveClient(raw: Socket, deps: GatewayDeps): Promise<void>
     log.debug({ ms: Math.round(performance.now() - started) }, 'client session relayed');
     socket.write(greeting);
     const forget = db.pool_mode === 'session' ? deps.pools.addSession(db.id, client) : () => undefined;
+    const unwatch = deps.lifetimes.watch({ socket, busy: () => client.busy, idleTimeoutSeconds: who.policy.idleTimeoutSeconds, maxConnectionLifeSeconds: who.policy.maxConnectionLifeSeconds, log });
     try {
       const done = client.start(startup.reader.detach());
       // A freeze applied while this session connected holds it like the others.
@@ -147,12 +150,14 @@ export async function serveClient(raw: Socket, deps: GatewayDeps): Promise<void>
       await done;
     } finally {
       forget();
+      unwatch();
     }
   } catch (err) {
     outcome = refuse(err, socket, reader !== null, deps, log);
   } finally {
     deadline.clear();
     if (cancelKey) deps.cancelKeys.release(cancelKey);
+    admission?.();
     activity?.close();
     deps.metrics.connectionsOpen.dec();
     if (outcome !== 'relayed') deps.metrics.outcome(outcome ?? 'client_gone');
@@ -198,21 +203,6 @@ function computeParams(startup: StartupRequest, request: RouteRequest): Record<s
   }
   if (request.computeOptions) out.options = request.computeOptions;
   return out;
-}
-
-function verifierOf(tenant: TenantRecord, log: Logger): ScramVerifier | null {
-  try {
-    return parseScramVerifier(tenant.scram_verifier);
-  } catch {
-    // Treated like an unknown user: the client sees the same 28P01, operators see why.
-    log.error({ tenant_id: tenant.id }, 'tenant has an unusable SCRAM verifier');
-    return null;
-  }
-}
-
-/** A salt for unknown users that is stable per name and unguessable (derived from the secret key). */
-function mockSaltFor(secrets: SecretBox, user: string): Buffer {
-  return sha256(Buffer.from(secrets.internalRolePassword(`scram-mock-salt:${user}`))).subarray(0, 16);
 }
 
 /** The startup and authentication exchange must finish within the startup timeout (a slow client holds nothing). */

@@ -284,12 +284,10 @@ export class PoolServer implements FrameSink {
     }
     const idle = q.empty && status === STATUS_IDLE;
     if (idle) this.watchDiscard = false;
-    this.#out.flush();
-    const socket = client.socket;
-    // The client may let go of this connection here: it is free before its last ReadyForQuery is written.
+    // The ReadyForQuery joins what goes to the client in one write. If the client lets go of this
+    // connection here, it marks it free first and only then flushes: free before the client can see it.
+    this.#out.pass(buf, s, e);
     client.readyForQuery(status, idle);
-    if (this.#client === client) this.#out.pass(buf, s, e);
-    else if (!socket.destroyed) socket.write(buf.subarray(s, e));
     this.emitFakes();
   }
 

@@ -101,6 +101,22 @@ export class ServerPool {
     });
   }
 
+  /** An idle server connection now, when nobody waits and the db is not frozen; else null (take the queue). */
+  takeIdle(): PoolServer | null {
+    if (this.queue.length > 0 || this.#closed || this.frozen) return null;
+    while (this.#idle.length > 0) {
+      const server = this.#idle.pop()!;
+      if (server.closed || server.doomed || !this.routeMatches(server)) {
+        this.#drop(server);
+        continue;
+      }
+      this.#busy.add(server);
+      this.deps.metrics.checkoutServed(0);
+      return server;
+    }
+    return null;
+  }
+
   /** Whether `server` still talks to the db's writer as last heard (routes change on suspend, wake and handoff). */
   routeMatches(server: PoolServer): boolean {
     const route = this.deps.routes.get(this.db.id);

@@ -132,8 +132,8 @@ export class PooledClient implements ServerClient, FrameSink {
   };
 
   #feed(chunk: Buffer): void {
-    const server = this.#server;
-    server?.socket.cork();
+    const corked = this.#server;
+    corked?.socket.cork();
     let rest: Buffer | null;
     try {
       rest = this.#framer.push(chunk);
@@ -141,9 +141,12 @@ export class PooledClient implements ServerClient, FrameSink {
       this.#fatal(err instanceof GatewayError ? err : new GatewayError(SQLSTATE.protocolViolation, (err as Error).message, 'protocol_error'));
       return;
     } finally {
-      if (server) {
-        server.toServer.flush();
-        server.socket.uncork();
+      // A server taken during this chunk (no wait needed) gets its bytes too.
+      const taken = this.#server;
+      if (taken && taken !== corked) taken.toServer.flush();
+      if (corked) {
+        corked.toServer.flush();
+        corked.socket.uncork();
       }
     }
     if (rest) {
@@ -180,7 +183,7 @@ export class PooledClient implements ServerClient, FrameSink {
       this.#terminate();
       return true;
     }
-    const server = this.#server;
+    const server = this.#server ?? this.#takeIdle();
     if (!server) return false;
     if (!this.#busy) this.#beginCheckout();
     const q = server.queue;
@@ -232,7 +235,7 @@ export class PooledClient implements ServerClient, FrameSink {
       this.#streaming = null;
       return true;
     }
-    const server = this.#server;
+    const server = this.#server ?? this.#takeIdle();
     if (!server) return false;
     if (!this.#busy) this.#beginCheckout();
     const q = server.queue;
@@ -357,10 +360,11 @@ export class PooledClient implements ServerClient, FrameSink {
     if (!idle) return;
     if (this.o.mode === 'transaction') {
       const server = this.#server!;
-      server.unlink();
       this.#server = null;
       this.#endCheckout();
+      // Free first; then the last ReadyForQuery, still in the server's output, is flushed to this client.
       this.o.pool.release(server);
+      server.unlink();
       return;
     }
     this.#endCheckout();
@@ -416,6 +420,21 @@ export class PooledClient implements ServerClient, FrameSink {
         this.#checkoutFailed(err);
       },
     );
+  }
+
+  /**
+   * The common case, without waiting: nobody queued, the db not frozen, an idle server
+   * connection on the current route, and this db already reported in use (so the
+   * suspend race cannot bite). Anything else takes the queue (`#checkout`).
+   */
+  #takeIdle(): PoolServer | null {
+    const o = this.o;
+    if (o.mode !== 'transaction' || this.#waiting || this.#ended || !o.activity.reportedInUse()) return null;
+    const server = o.pool.takeIdle();
+    if (!server) return null;
+    this.#beginCheckout();
+    this.#link(server);
+    return server;
   }
 
   async #checkout(o: TransactionModeClient): Promise<void> {
@@ -550,6 +569,7 @@ export class PooledClient implements ServerClient, FrameSink {
     this.#server = null;
     if (this.o.mode === 'transaction') {
       if (server) {
+        server.toServer.flush();
         server.unlink();
         // Left mid-transaction: the server's state is unknown, so it is not used again.
         if (server.idle) this.o.pool.release(server);
