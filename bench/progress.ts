@@ -13,6 +13,7 @@ export interface ProgressState {
 }
 
 const BAR_WIDTH = 24;
+const PLAIN_EVERY_MS = 3000;
 
 function clock(ms: number): string {
   const s = Math.floor(ms / 1000);
@@ -35,6 +36,7 @@ export class ProgressDisplay {
   #state: Omit<ProgressState, 'elapsedMs'> | undefined;
   #lastPlain = 0;
   #lastMessage = '';
+  #flush: NodeJS.Timeout | undefined;
 
   constructor(out: NodeJS.WriteStream, readonly total: number) {
     this.#out = out;
@@ -48,11 +50,23 @@ export class ProgressDisplay {
       const line = renderProgressLine({ ...this.#state, elapsedMs });
       const columns = this.#out.columns ?? 100;
       this.#out.write(`\r\x1b[K${line.slice(0, columns - 1)}`);
-    } else if (message !== this.#lastMessage && elapsedMs - this.#lastPlain >= 3000) {
-      this.#lastPlain = elapsedMs;
-      this.#lastMessage = message;
-      this.#out.write(`[${index + 1}/${this.total}] ${scenario}: ${message} (${clock(elapsedMs)})\n`);
+    } else if (message !== this.#lastMessage) {
+      const wait = this.#lastPlain + PLAIN_EVERY_MS - elapsedMs;
+      if (wait <= 0) this.#printPlain();
+      // A step held back by the throttle still shows if it turns out to be a long one.
+      else this.#flush ??= setTimeout(() => this.#printPlain(), wait).unref();
     }
+  }
+
+  #printPlain(): void {
+    if (this.#flush) clearTimeout(this.#flush);
+    this.#flush = undefined;
+    const s = this.#state;
+    if (!s || s.message === this.#lastMessage) return;
+    const elapsedMs = performance.now() - this.#t0;
+    this.#lastPlain = elapsedMs;
+    this.#lastMessage = s.message;
+    this.#out.write(`[${s.index + 1}/${this.total}] ${s.scenario}: ${s.message} (${clock(elapsedMs)})\n`);
   }
 
   /** A line that stays (a scenario finished), the bar redrawn below it. */
@@ -62,6 +76,8 @@ export class ProgressDisplay {
   }
 
   clear(): void {
+    if (this.#flush) clearTimeout(this.#flush);
+    this.#flush = undefined;
     if (this.#tty) this.#out.write('\r\x1b[K');
   }
 }
