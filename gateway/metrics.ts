@@ -95,7 +95,7 @@ export class GatewayMetrics {
     });
     this.checkoutWaitSeconds = new Histogram({
       name: 'pgwake_gateway_checkout_wait_seconds',
-      help: 'How long transaction-mode checkouts waited for a server connection (freezes included).',
+      help: 'How long transaction-mode checkouts that found no idle server connection waited for one (freezes included); the others are in pgwake_gateway_checkouts_total.',
       buckets: [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
       registers,
     });
@@ -216,10 +216,10 @@ export class GatewayMetrics {
     });
   }
 
-  /** A checkout got its server connection after `waitSeconds` (plain counting on the hot path; prom-client reads it at scrape). */
-  checkoutServed(waitSeconds: number): void {
+  /** A checkout got its server connection, after `waitSeconds` in the queue (null: at once). Plain counting on the hot path; prom-client reads it at scrape. */
+  checkoutServed(waitSeconds: number | null): void {
     this.#served++;
-    this.checkoutWaitSeconds.observe(waitSeconds);
+    if (waitSeconds !== null) this.checkoutWaitSeconds.observe(waitSeconds);
   }
 
   /** A wake this gateway asked for ended after `seconds`. */

@@ -131,6 +131,7 @@ export class PoolServer implements FrameSink {
       this.#collecting.push({ rows: [], error: null, done, fail });
       this.queue.push(REQ.query, ACTION.collect);
       this.toServer.write(queryMessage(sql));
+      this.toServer.flush();
     });
   }
 
@@ -145,7 +146,14 @@ export class PoolServer implements FrameSink {
       this.#collecting.push({ rows: [], error: null, done, fail });
       this.queue.push(REQ.sync, ACTION.collect);
       this.toServer.write(SYNC);
+      this.toServer.flush();
     });
+  }
+
+  /** From the client's side: answers what is due now and sends it (the server's side flushes after each chunk). */
+  answerFakes(): void {
+    this.emitFakes();
+    this.#out.flush();
   }
 
   /** Answers the fake requests now at the head of the queue (their place in the pipeline has come). */
@@ -159,8 +167,6 @@ export class PoolServer implements FrameSink {
   }
 
   #onData = (chunk: Buffer): void => {
-    const target = this.#out.target;
-    target?.cork();
     try {
       this.#framer.push(chunk);
       this.#out.flush();
@@ -168,8 +174,6 @@ export class PoolServer implements FrameSink {
       // The compute spoke garbage: nothing it says can be trusted any more.
       this.doomed = true;
       this.socket.destroy();
-    } finally {
-      target?.uncork();
     }
     const now = this.#out.target;
     if (now && now.writableNeedDrain && !this.#drainWait) {

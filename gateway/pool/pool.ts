@@ -111,7 +111,7 @@ export class ServerPool {
         continue;
       }
       this.#busy.add(server);
-      this.deps.metrics.checkoutServed(0);
+      this.deps.metrics.checkoutServed(null);
       return server;
     }
     return null;

@@ -132,8 +132,7 @@ export class PooledClient implements ServerClient, FrameSink {
   };
 
   #feed(chunk: Buffer): void {
-    const corked = this.#server;
-    corked?.socket.cork();
+    const before = this.#server;
     let rest: Buffer | null;
     try {
       rest = this.#framer.push(chunk);
@@ -141,13 +140,10 @@ export class PooledClient implements ServerClient, FrameSink {
       this.#fatal(err instanceof GatewayError ? err : new GatewayError(SQLSTATE.protocolViolation, (err as Error).message, 'protocol_error'));
       return;
     } finally {
-      // A server taken during this chunk (no wait needed) gets its bytes too.
+      // One write per chunk to the server this client holds (and to one it took during the chunk).
+      before?.toServer.flush();
       const taken = this.#server;
-      if (taken && taken !== corked) taken.toServer.flush();
-      if (corked) {
-        corked.toServer.flush();
-        corked.socket.uncork();
-      }
+      if (taken && taken !== before) taken.toServer.flush();
     }
     if (rest) {
       this.#stalled.unshift(rest);
@@ -299,7 +295,7 @@ export class PooledClient implements ServerClient, FrameSink {
       // Already prepared there (by this client or another): answered here, in its place in the pipeline.
       server.statements.touch(serverName);
       server.queue.push(REQ.parse, ACTION.fake);
-      server.emitFakes();
+      server.answerFakes();
       return;
     }
     this.#prepareOn(server, st, ACTION.forward);
@@ -349,7 +345,7 @@ export class PooledClient implements ServerClient, FrameSink {
     // Other clients may share the server's statement: it stays there, under the LRU's care.
     this.statements.delete(c.name);
     server.queue.push(REQ.close, ACTION.fake);
-    server.emitFakes();
+    server.answerFakes();
     return true;
   }
 
@@ -467,6 +463,7 @@ export class PooledClient implements ServerClient, FrameSink {
     if (sql) {
       server.queue.push(REQ.query, ACTION.drop);
       server.toServer.write(queryMessage(sql));
+      server.toServer.flush();
     }
   }
 
@@ -542,7 +539,10 @@ export class PooledClient implements ServerClient, FrameSink {
   // ---- endings ----
 
   #terminate(): void {
-    if (this.o.mode === 'session') this.#own?.toServer.write(TERMINATE);
+    if (this.o.mode === 'session') {
+      this.#own?.toServer.write(TERMINATE);
+      this.#own?.toServer.flush();
+    }
     this.#end();
     this.socket.end();
   }

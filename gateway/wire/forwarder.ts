@@ -2,13 +2,17 @@ import type { Socket } from 'node:net';
 
 /**
  * Writes byte ranges to a socket, joining ranges that follow each other in the
- * same chunk into one write: a chunk that passes through unchanged costs one
- * `write` of a view into it, never a copy.
+ * same chunk into one view (never a copy): a chunk that passes through unchanged
+ * costs one `write`. What goes out between two flushes leaves in one write
+ * (small pieces copied together), so a rewritten message or a gateway's own
+ * answer in the middle of a chunk does not cost a system call of its own.
  */
 export class Forwarder {
   #buf: Buffer | null = null;
   #start = 0;
   #end = 0;
+  /** Pieces waiting for the flush, in order, when there is more than the current range. */
+  #pieces: Buffer[] = [];
 
   constructor(public target: Socket | null) {}
 
@@ -17,27 +21,43 @@ export class Forwarder {
       this.#end = end;
       return;
     }
-    this.flush();
+    this.#hold();
     this.#buf = buf;
     this.#start = start;
     this.#end = end;
   }
 
   write(bytes: Buffer): void {
-    this.flush();
-    if (this.target && !this.target.destroyed) this.target.write(bytes);
+    this.#hold();
+    this.#pieces.push(bytes);
   }
 
   flush(): void {
-    const buf = this.#buf;
-    if (!buf) return;
+    const target = this.target;
+    let out: Buffer | null = null;
+    if (this.#pieces.length === 0) {
+      const buf = this.#buf;
+      if (!buf) return;
+      out = this.#start === 0 && this.#end === buf.length ? buf : buf.subarray(this.#start, this.#end);
+    } else {
+      this.#hold();
+      out = this.#pieces.length === 1 ? this.#pieces[0]! : Buffer.concat(this.#pieces);
+      this.#pieces = [];
+    }
     this.#buf = null;
-    if (!this.target || this.target.destroyed) return;
-    this.target.write(this.#start === 0 && this.#end === buf.length ? buf : buf.subarray(this.#start, this.#end));
+    if (target && !target.destroyed) target.write(out);
   }
 
   /** Forgets what was not flushed yet (its target went away). */
   drop(): void {
     this.#buf = null;
+    this.#pieces = [];
+  }
+
+  #hold(): void {
+    const buf = this.#buf;
+    if (!buf) return;
+    this.#buf = null;
+    this.#pieces.push(this.#start === 0 && this.#end === buf.length ? buf : buf.subarray(this.#start, this.#end));
   }
 }
