@@ -17,11 +17,23 @@ export interface LineChart {
 
 const WIDTH = 780;
 const HEIGHT = 380;
-const M = { top: 40, right: 200, bottom: 50, left: 64 };
+const M = { top: 52, right: 200, bottom: 50, left: 64 };
 const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#17becf'];
 
 const escapeXml = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 const fmt = (n: number) => Number(n.toFixed(1)).toString();
+
+/** A long title on two lines (at about 7 px a character at 14 px bold), cut with an ellipsis beyond that. */
+function wrapTitle(title: string): string[] {
+  const perLine = Math.floor((WIDTH - 24) / 7.5);
+  const lines: string[] = [''];
+  for (const word of title.split(' ')) {
+    const current = lines[lines.length - 1]!;
+    if (current && current.length + 1 + word.length > perLine) lines.push(word);
+    else lines[lines.length - 1] = current ? `${current} ${word}` : word;
+  }
+  return lines.length <= 2 ? lines : [lines[0]!, `${lines.slice(1).join(' ').slice(0, perLine - 1)}…`];
+}
 
 /** Renders `chart` as SVG text: axes with ticks, one coloured path per series, a legend at the right. */
 export function renderLineChart(chart: LineChart): string {
@@ -36,6 +48,9 @@ export function renderLineChart(chart: LineChart): string {
   if (yMax === yMin) yMax = yMin + 1;
   const xTicks = log ? logTicks(xMin, xMax) : linearTicks(xMin, xMax);
   const yTicks = linearTicks(yMin, yMax, 5);
+  // Round the top up to a tick, so the highest point sits under a labelled line.
+  const last = yTicks[yTicks.length - 1];
+  if (last !== undefined && yTicks.length > 1 && last < yMax) yTicks.push(Number((last + (yTicks[1]! - yTicks[0]!)).toPrecision(12)));
   yMax = Math.max(yMax, yTicks[yTicks.length - 1] ?? yMax);
   const plotW = WIDTH - M.left - M.right;
   const plotH = HEIGHT - M.top - M.bottom;
@@ -45,7 +60,7 @@ export function renderLineChart(chart: LineChart): string {
   const out: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${HEIGHT}" viewBox="0 0 ${WIDTH} ${HEIGHT}" font-family="sans-serif" font-size="12">`,
     `<rect width="${WIDTH}" height="${HEIGHT}" fill="white"/>`,
-    `<text x="${M.left}" y="22" font-size="14" font-weight="bold">${escapeXml(chart.title)}</text>`,
+    ...wrapTitle(chart.title).map((line, i) => `<text x="12" y="${18 + i * 16}" font-size="14" font-weight="bold">${escapeXml(line)}</text>`),
   ];
   for (const t of xTicks) {
     const x = fmt(tx(t));

@@ -69,3 +69,17 @@ describe('line chart', () => {
     expect(renderLineChart({ ...chart, series: [{ name: 'empty', points: [] }] })).toContain('</svg>');
   });
 });
+
+describe('chart title', () => {
+  it('wraps a long title onto a second line and cuts a third with an ellipsis', () => {
+    const titles = (t: string) => [...renderLineChart({ id: 'x', title: t, xLabel: 'x', yLabel: 'y', series: [] }).matchAll(/font-weight="bold">([^<]*)</g)].map((m) => m[1]!);
+    expect(titles('short')).toEqual(['short']);
+    const long = Array.from({ length: 30 }, (_, i) => `word${i}`).join(' ');
+    const two = titles(long.slice(0, 150));
+    expect(two).toHaveLength(2);
+    expect(two.join(' ')).toBe(long.slice(0, 150));
+    const cut = titles(`${long} ${long}`);
+    expect(cut).toHaveLength(2);
+    expect(cut[1]!.endsWith('…')).toBe(true);
+  });
+});
