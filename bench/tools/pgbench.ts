@@ -54,9 +54,11 @@ export function parsePgbenchSummary(stdout: string): Pick<PgbenchRun, 'tps' | 'l
   const latency = /latency average = ([\d.]+) ms/.exec(stdout);
   const failed = /number of failed transactions: (\d+)/.exec(stdout);
   const connection = /(?:initial|average) connection time = ([\d.]+) ms/.exec(stdout);
-  if (!tps) throw new Error(`pgbench printed no tps:\n${stdout}`);
+  // A run that finished no transaction in time (all clients still logging in) prints no tps line: that is 0 tps.
+  const none = /number of transactions actually processed: 0\b/.test(stdout);
+  if (!tps && !none) throw new Error(`pgbench printed no tps:\n${stdout}`);
   return {
-    tps: Number(tps[1]),
+    tps: tps ? Number(tps[1]) : 0,
     latencyMs: latency ? Number(latency[1]) : Number.NaN,
     failed: failed ? Number(failed[1]) : 0,
     ...(connection ? { connectionMs: Number(connection[1]) } : {}),

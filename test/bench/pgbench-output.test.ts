@@ -29,6 +29,11 @@ describe('pgbench output', () => {
     expect(parsePgbenchSummary(RECONNECT)).toEqual({ tps: 71.252184, latencyMs: 28.069, failed: 3, connectionMs: 24.513 });
   });
 
+  it('reads a run that finished no transaction as 0 tps', () => {
+    const out = 'duration: 1 s\nnumber of transactions actually processed: 0\nnumber of failed transactions: 0 (NaN%)\n';
+    expect(parsePgbenchSummary(out)).toMatchObject({ tps: 0, failed: 0 });
+  });
+
   it('refuses output without a tps line', () => {
     expect(() => parsePgbenchSummary('pgbench: error: connection to server failed')).toThrow(/no tps/);
   });
