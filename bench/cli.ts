@@ -28,7 +28,7 @@ export async function runBench(argv: string[]): Promise<number> {
     startedAt: new Date().toISOString(),
     quick,
     machine: machineInfo(),
-    command: `npm run bench --${argv.length ? ` ${argv.join(' ')}` : ''}`,
+    command: process.env.npm_lifecycle_event === 'bench' ? `npm run bench${argv.length ? ` -- ${argv.join(' ')}` : ''}` : `pgwake bench${argv.length ? ` ${argv.join(' ')}` : ''}`,
     environment: await describeEnvironment(),
     scenarios: [],
   };
