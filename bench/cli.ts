@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describeEnvironment } from './environment.js';
+import { stopAllChildren } from './fixtures/children.js';
 import { ProgressDisplay } from './progress.js';
 import { machineInfo, toMarkdown, writeReport, type BenchReport } from './report.js';
 import type { Scenario } from './scenario.js';
@@ -33,6 +34,12 @@ export async function runBench(argv: string[]): Promise<number> {
     scenarios: [],
   };
   const display = new ProgressDisplay(process.stderr, chosen.length);
+  const interrupt = (signal: NodeJS.Signals) => {
+    display.log(`${signal}: stopping the servers the bench started`);
+    void stopAllChildren().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', interrupt);
+  process.once('SIGTERM', interrupt);
   for (const [i, scenario] of chosen.entries()) {
     const started = performance.now();
     const progress = (message: string, fraction?: number) => display.update(i, scenario.name, message, fraction);
@@ -47,6 +54,8 @@ export async function runBench(argv: string[]): Promise<number> {
     }
   }
   display.clear();
+  process.off('SIGINT', interrupt);
+  process.off('SIGTERM', interrupt);
   report.wallSeconds = (performance.now() - t0) / 1000;
   const files = await writeReport(RESULTS_DIR, report);
   console.log(toMarkdown(report));
