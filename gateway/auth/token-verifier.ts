@@ -117,9 +117,13 @@ export class TokenVerifier {
   }
 
   async #catalogKeySet(unknownKid: boolean): Promise<CatalogKeys> {
-    const now = Date.now();
     const have = this.#catalogKeys;
-    if (have && now - have.readAt < (unknownKid ? KEY_REFRESH_MIN_MS : KEY_REFRESH_MAX_MS)) return have;
+    if (have) {
+      const age = Date.now() - have.readAt;
+      if (!unknownKid && age < KEY_REFRESH_MAX_MS) return have;
+      // A kid not seen yet (a key made a moment ago) waits for the next read rather than failing; made-up kids cost one read a second.
+      if (unknownKid && age < KEY_REFRESH_MIN_MS && !this.#reading) await new Promise((r) => setTimeout(r, KEY_REFRESH_MIN_MS - age));
+    }
     this.#reading ??= this.catalog.signingKeys
       .published()
       .then((rows) => {

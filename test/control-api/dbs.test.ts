@@ -131,7 +131,7 @@ describe('PATCH /v2/tenants/:tenant/dbs/:db', () => {
   it('refuses empty, unknown and out-of-range changes', async () => {
     await me.post('/v2/tenants/acme/dbs', { name: 'strict' });
     expect(fieldProblems(await me.patch('/v2/tenants/acme/dbs/strict', {}))).toEqual({ '(body)': 'must set at least one field' });
-    expect(fieldProblems(await me.patch('/v2/tenants/acme/dbs/strict', { size: 'L8' }))).toEqual({ size: 'is not a known field' });
+    expect(fieldProblems(await me.patch('/v2/tenants/acme/dbs/strict', { size: 'L99' }))).toEqual({ size: 'must be one of L1, L2, L4, L8' });
     expect(fieldProblems(await me.patch('/v2/tenants/acme/dbs/strict', { name: 'renamed' }))).toEqual({ name: 'is not a known field' });
     expect(fieldProblems(await me.patch('/v2/tenants/acme/dbs/strict', { suspend_timeout_seconds: 5 }))).toEqual({ suspend_timeout_seconds: 'must be >= 30' });
     expect(fieldProblems(await me.patch('/v2/tenants/acme/dbs/strict', { pool_size: 1001 }))).toEqual({ pool_size: 'must be <= 1000' });

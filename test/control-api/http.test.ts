@@ -166,9 +166,30 @@ describe('OpenAPI', () => {
         'POST /v2/api-keys/rotate',
         'POST /v2/api-keys/revoke',
         'GET /v2/billing/summary',
+        'POST /v2/dbs/{id}/scale/cancel',
+        'GET /.well-known/jwks.json',
+        'POST /v2/credentials',
+        'GET /v2/tenants/{tenant}/dbs/{db}/roles',
+        'POST /v2/tenants/{tenant}/dbs/{db}/roles',
+        'GET /v2/tenants/{tenant}/dbs/{db}/roles/{role}',
+        'PATCH /v2/tenants/{tenant}/dbs/{db}/roles/{role}',
+        'DELETE /v2/tenants/{tenant}/dbs/{db}/roles/{role}',
+        'GET /v2/tenants/{tenant}/dbs/{db}/network-restrictions',
+        'PUT /v2/tenants/{tenant}/dbs/{db}/network-restrictions',
+        'GET /v2/tenants/{tenant}/network-restrictions',
+        'PUT /v2/tenants/{tenant}/network-restrictions',
+        'GET /v2/tenants/{tenant}/dbs/{db}/network-bans',
+        'DELETE /v2/tenants/{tenant}/dbs/{db}/network-bans/{address}',
+        'GET /v2/tenants/{tenant}/dbs/{db}/ssl-enforcement',
+        'PUT /v2/tenants/{tenant}/dbs/{db}/ssl-enforcement',
+        'GET /v2/tenants/{tenant}/dbs/{db}/connection-limits',
+        'PUT /v2/tenants/{tenant}/dbs/{db}/connection-limits',
+        'GET /v2/tenants/{tenant}/connection-limits',
+        'PUT /v2/tenants/{tenant}/connection-limits',
       ].sort(),
     );
-    expect(Object.keys(doc.components.schemas)).toEqual(expect.arrayContaining(['Db', 'Tenant', 'Error', 'TenantCredentials', 'Account', 'ApiKey']));
+    expect(Object.keys(doc.components.schemas)).toEqual(expect.arrayContaining(['Db', 'Tenant', 'Error', 'TenantCredentials', 'Account', 'ApiKey', 'Role']));
+    expect(doc.paths['/.well-known/jwks.json'].get.security).toBeUndefined();
     expect(doc.components.schemas.Db.required).toEqual(expect.arrayContaining(['id', 'state', 'scale_state', 'candidate_profile', 'scale_failure_reason', 'suspend_timeout_seconds']));
     const createDb = doc.paths['/v2/tenants/{tenant}/dbs'].post;
     expect(createDb.requestBody.content['application/json'].schema.additionalProperties).toBe(false);

@@ -189,6 +189,9 @@ Object.assign(CHECKS, {
     await sameAsMissingTenant((t) => other.post('/v2/credentials', { tenant: t, db: 'secret', role: 'owner_oauth' }));
     await sameAsMissingTenant((t) => other.post('/v2/credentials', { tenant: t, role: 'owner_oauth' }));
   },
+  'POST /v2/dbs/{id}/scale/cancel': async () => {
+    expectSameAsMissing(await other.post(`/v2/dbs/${dbId}/scale/cancel`), await other.post('/v2/dbs/db-nonexistent0/scale/cancel'), dbId, 'db-nonexistent0');
+  },
   'GET /v2/tenants/{tenant}/dbs/{db}/roles': () => sameAsMissingTenant((t) => other.get(`/v2/tenants/${t}/dbs/secret/roles`)),
   'POST /v2/tenants/{tenant}/dbs/{db}/roles': () => sameAsMissingTenant((t) => other.post(`/v2/tenants/${t}/dbs/secret/roles`, { name: 'intruder', kind: 'password' })),
   'GET /v2/tenants/{tenant}/dbs/{db}/roles/{role}': () => sameAsMissingTenant((t) => other.get(`/v2/tenants/${t}/dbs/secret/roles/owner_pw`)),

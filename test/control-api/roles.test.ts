@@ -60,6 +60,20 @@ describe('password roles', () => {
     expect(verifierMatches(after.scram_verifier!, password)).toBe(false);
   });
 
+  it('answers a retry with the same Idempotency-Key with the first answer, password included, and makes no second role', async () => {
+    const { me, dbId, base } = await tenantWithDb();
+    const first = await me.post(base, { name: 'retried', kind: 'password' }, { 'idempotency-key': 'make-retried-1' });
+    const again = await me.post(base, { name: 'retried', kind: 'password' }, { 'idempotency-key': 'make-retried-1' });
+    expect(first.status).toBe(201);
+    expect(again.status).toBe(201);
+    expect(again.headers.get('idempotent-replayed')).toBe('true');
+    expect(again.body).toEqual(first.body);
+    expect((await stack.ctx.catalog.roles.list(dbId)).map((r) => r.name)).toEqual(['retried']);
+    // Kept sealed, like the password itself.
+    const { rows } = await stack.ctx.catalog.pool.query<{ body_sealed: string }>("SELECT body_sealed FROM idempotency_keys WHERE key = 'make-retried-1'");
+    expect(rows[0]!.body_sealed).not.toContain(first.body.password);
+  });
+
   it('refuses an identity, and a second role of the same name', async () => {
     const { me, base } = await tenantWithDb();
     expect(fieldProblems(await me.post(base, { name: 'x1', kind: 'password', identity: { sub: 'u1' } }))).toEqual({ identity: 'only oauth roles are bound to an identity' });

@@ -11,7 +11,7 @@ let stack: TestStack;
 
 beforeAll(async () => {
   // `::` listens on IPv6 and IPv4 alike, so one gateway sees clients from ::1 and from 127.0.0.1.
-  stack = await startTestStack({ PGWAKE_LISTEN_HOST: '::', PGWAKE_BAN_FAILED_LOGINS: '3', PGWAKE_BAN_WINDOW_SECONDS: '60', PGWAKE_BAN_SECONDS: '600', PGWAKE_SIGNUP_RATE_LIMIT_PER_ADDRESS: '1000' });
+  stack = await startTestStack({ PGWAKE_LISTEN_HOST: '::', PGWAKE_BAN_FAILED_LOGINS: '3', PGWAKE_BAN_WINDOW_SECONDS: '60', PGWAKE_BAN_SECONDS: '600', PGWAKE_SIGNUP_RATE_LIMIT_PER_ADDRESS: '1000', PGWAKE_ALLOW_CLEARTEXT_TOKENS_ON_LOOPBACK: 'true' });
 });
 afterAll(async () => {
   await stack?.destroy();
@@ -107,6 +107,21 @@ describe('TLS enforcement', () => {
     const secure = await connect(stack, asTenant(t, { tls: true }));
     expect(await currentUser(secure)).toBe(t.pgUser);
     await secure.end();
+  });
+});
+
+describe('tokens without TLS', () => {
+  it('are taken from a loopback address when PGWAKE_ALLOW_CLEARTEXT_TOKENS_ON_LOOPBACK is set, unless the db enforces TLS', async () => {
+    const t = await apiTenant(stack);
+    expect((await t.api.post('/v2/tenants/acme/dbs/app/roles', { name: 'local_tool', kind: 'oauth' })).status).toBe(201);
+    const token = (await t.api.post('/v2/credentials', { tenant: 'acme', db: 'app', role: 'local_tool' })).body.token;
+    for (const host of ['127.0.0.1', '::1']) {
+      const c = await connect(stack, { host, user: 'local_tool', password: token, endpoint: t.dbId, tls: false });
+      expect(await currentUser(c)).toBe('local_tool');
+      await c.end();
+    }
+    expect((await t.api.request('PUT', '/v2/tenants/acme/dbs/app/ssl-enforcement', { require_ssl: true })).status).toBe(200);
+    expect(await refusal(stack, { user: 'local_tool', password: token, endpoint: t.dbId, tls: false })).toMatchObject({ code: '28000' });
   });
 });
 
