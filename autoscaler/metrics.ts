@@ -77,6 +77,7 @@ export class AutoscalerMetrics {
     this.handoffs.inc({ result: 'stable', reason: 'none' }, 0);
     for (const reason of Object.values(SCALE_FAILURE)) this.handoffs.inc({ result: 'failed', reason }, 0);
     for (const result of ['stable', 'failed']) this.handoffSeconds.zero({ result });
+    for (const result of ['ok', 'failed']) this.provisionSeconds.zero({ result });
     for (const direction of ['up', 'down']) this.scaleDecisions.inc({ direction }, 0);
     new Gauge({
       name: 'pgwake_computes_running',
