@@ -4,6 +4,7 @@ import { ClientGone, GatewayError, SQLSTATE } from '../errors.js';
 import type { GatewayMetrics } from '../metrics.js';
 import type { ComputeLogin } from '../server-connection.js';
 import { CheckoutQueue, type Waiter } from './checkout-queue.js';
+export type { Waiter } from './checkout-queue.js';
 import { handoffTimeout, type Freezes } from './freeze.js';
 import { PoolServer } from './pool-server.js';
 import { SERVER_RESET_QUERY } from './server-reset.js';
@@ -33,7 +34,7 @@ const JANITOR_MS = 1_000;
  * Connections to a route that is no longer the db's writer are never reused.
  */
 export class ServerPool {
-  readonly queue = new CheckoutQueue();
+  readonly queue: CheckoutQueue;
   #idle: PoolServer[] = [];
   #busy = new Set<PoolServer>();
   #opening = 0;
@@ -49,6 +50,7 @@ export class ServerPool {
     private readonly deps: PoolDeps,
   ) {
     this.#log = deps.logger.child({ db_id: db.id, pool: this.name });
+    this.queue = new CheckoutQueue(this.#timedOut);
     this.#janitor = setInterval(() => this.#closeIdle(), Math.min(JANITOR_MS, deps.serverIdleTimeoutMs)).unref();
   }
 
@@ -73,19 +75,34 @@ export class ServerPool {
     return { idle: this.#idle.length, active: this.#busy.size, opening: this.#opening, waiting: this.queue.length };
   }
 
-  /** A server connection for one transaction, in turn; waits while none is free or the db is frozen. */
+  /**
+   * Queues `w` for a server connection, in turn (it may be served at once, synchronously).
+   * It waits while none is free or the db is frozen, up to the checkout timeout unless frozen.
+   */
+  enqueue(w: Waiter): void {
+    if (this.#closed) return w.reject(new GatewayError(SQLSTATE.adminShutdown, 'the gateway is shutting down', 'shutting_down'));
+    w.deadline = this.frozen ? Infinity : w.enqueuedAt + this.deps.checkoutTimeoutMs;
+    this.queue.push(w);
+    this.#pump();
+  }
+
+  /** A waiter that left (its client closed). */
+  cancel(w: Waiter): void {
+    this.queue.remove(w);
+  }
+
+  /** `enqueue` as a promise, for the gateway's own use (the welcome). */
   checkout(signal: AbortSignal): Promise<PoolServer> {
-    if (this.#closed) return Promise.reject(new GatewayError(SQLSTATE.adminShutdown, 'the gateway is shutting down', 'shutting_down'));
     return new Promise<PoolServer>((resolve, reject) => {
+      if (signal.aborted) return reject(new ClientGone());
       const onAbort = () => {
         if (this.queue.remove(w)) reject(new ClientGone());
       };
       const w: Waiter = {
         enqueuedAt: Date.now(),
-        timer: undefined,
+        deadline: Infinity,
         resolve: (server) => {
           signal.removeEventListener('abort', onAbort);
-          this.deps.metrics.checkoutServed((Date.now() - w.enqueuedAt) / 1000);
           resolve(server);
         },
         reject: (err) => {
@@ -93,11 +110,8 @@ export class ServerPool {
           reject(err);
         },
       };
-      if (signal.aborted) return reject(new ClientGone());
       signal.addEventListener('abort', onAbort, { once: true });
-      this.queue.push(w);
-      if (!this.frozen) this.queue.arm(w, this.deps.checkoutTimeoutMs, this.#timedOut);
-      this.#pump();
+      this.enqueue(w);
     });
   }
 
@@ -177,10 +191,11 @@ export class ServerPool {
     this.queue.disarmAll();
   }
 
+
   lifted(db: DbRecord | null): void {
     if (db) this.db = db;
     for (const s of [...this.#idle]) if (!this.routeMatches(s)) this.#drop(s);
-    this.queue.armAll(this.deps.checkoutTimeoutMs, this.#timedOut);
+    this.queue.armAll(this.deps.checkoutTimeoutMs);
     this.#pump();
   }
 
@@ -222,7 +237,9 @@ export class ServerPool {
         continue;
       }
       this.#busy.add(server);
-      this.queue.shift()!.resolve(server);
+      const w = this.queue.shift()!;
+      this.deps.metrics.checkoutServed((Date.now() - w.enqueuedAt) / 1000);
+      w.resolve(server);
     }
     while (this.queue.length > this.#opening && this.total < this.size) this.#open();
   }

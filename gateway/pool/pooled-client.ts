@@ -8,7 +8,7 @@ import { readyForQuery } from '../wire/backend-messages.js';
 import { MessageFramer, type FrameSink } from '../wire/framer.js';
 import type { Freezes } from './freeze.js';
 import { PoolServer, queryMessage, STATUS_IDLE, type ServerClient } from './pool-server.js';
-import type { ServerPool } from './pool.js';
+import type { ServerPool, Waiter } from './pool.js';
 import { ClientStatements, closeStatement, readBind, readParse, readTarget, renamed, renamedParse, serverNameOf, type ClientStatement } from './prepared-statements.js';
 import { ACTION, REQ, type RequestAction } from './request-queue.js';
 import { captureSession, replaySession, type SessionState } from './session-move.js';
@@ -80,6 +80,7 @@ export class PooledClient implements ServerClient, FrameSink {
   #left = new AbortController();
   #ended = false;
   #capture: Promise<SessionState> | null = null;
+  #waiter: Waiter | null = null;
   #finish!: () => void;
   readonly done: Promise<void>;
 
@@ -356,11 +357,13 @@ export class PooledClient implements ServerClient, FrameSink {
     if (!idle) return;
     if (this.o.mode === 'transaction') {
       const server = this.#server!;
+      // This client lets go first (its next message will need a new checkout); then its last
+      // ReadyForQuery, still in the server's output, is flushed; then the pool may hand the
+      // server on, at once, to the next client in the queue.
       this.#server = null;
       this.#endCheckout();
-      // Free first; then the last ReadyForQuery, still in the server's output, is flushed to this client.
-      this.o.pool.release(server);
       server.unlink();
+      this.o.pool.release(server);
       return;
     }
     this.#endCheckout();
@@ -404,40 +407,63 @@ export class PooledClient implements ServerClient, FrameSink {
     if (this.#waiting || this.#ended) return;
     this.#waiting = true;
     this.socket.pause();
-    const getting = this.o.mode === 'transaction' ? this.#checkout(this.o) : this.#unpark(this.o);
-    getting.then(
-      () => {
-        this.#waiting = false;
-        this.#drainStalled();
-      },
-      (err: unknown) => {
-        this.#waiting = false;
-        if (this.#ended || err instanceof ClientGone) return;
-        this.#checkoutFailed(err);
-      },
+    if (this.o.mode === 'transaction') return this.#enqueue(this.o);
+    this.#unpark(this.o).then(
+      () => this.#resume(),
+      (err: unknown) => this.#failed(err),
     );
   }
 
-  /**
-   * The common case, without waiting: nobody queued, the db not frozen, an idle server
-   * connection on the current route, and this db already reported in use (so the
-   * suspend race cannot bite). Anything else takes the queue (`#checkout`).
-   */
-  #takeIdle(): PoolServer | null {
-    const o = this.o;
-    if (o.mode !== 'transaction' || this.#waiting || this.#ended || !o.activity.reportedInUse()) return null;
-    const server = o.pool.takeIdle();
-    if (!server) return null;
-    this.#beginCheckout();
-    this.#link(server);
-    return server;
+  #resume(): void {
+    this.#waiting = false;
+    this.#drainStalled();
   }
 
-  async #checkout(o: TransactionModeClient): Promise<void> {
-    let server = await o.pool.checkout(this.#left.signal);
+  #failed(err: unknown): void {
+    this.#waiting = false;
+    if (this.#ended || err instanceof ClientGone) return;
+    this.#checkoutFailed(err);
+  }
+
+  /** Waits in the pool's queue; served by a callback, often synchronously from another client's release. */
+  #enqueue(o: TransactionModeClient): void {
+    const w: Waiter = {
+      enqueuedAt: Date.now(),
+      deadline: Infinity,
+      resolve: (server) => {
+        this.#waiter = null;
+        this.#served(o, server);
+      },
+      reject: (err) => {
+        this.#waiter = null;
+        this.#failed(err);
+      },
+    };
+    this.#waiter = w;
+    o.pool.enqueue(w);
+  }
+
+  #served(o: TransactionModeClient, server: PoolServer): void {
+    if (this.#ended) {
+      o.pool.release(server);
+      return;
+    }
     this.#beginCheckout();
+    if (o.activity.reportedInUse() && o.pool.routeMatches(server)) {
+      this.#link(server);
+      this.#resume();
+      return;
+    }
+    this.#confirm(o, server).then(
+      () => this.#resume(),
+      (err: unknown) => this.#failed(err),
+    );
+  }
+
+  /** The rare path: counted and reported before the route is trusted, so an autoscaler that set `suspending` sees this checkout. */
+  async #confirm(o: TransactionModeClient, first: PoolServer): Promise<void> {
+    let server = first;
     try {
-      // Counted and reported before the route is trusted: an autoscaler that set `suspending` sees this checkout.
       await o.activity.reported();
       for (let i = 0; !o.pool.routeMatches(server) && i < 3; i++) {
         o.pool.discard(server);
@@ -453,6 +479,21 @@ export class PooledClient implements ServerClient, FrameSink {
       throw new ClientGone();
     }
     this.#link(server);
+  }
+
+  /**
+   * The common case, without waiting: nobody queued, the db not frozen, an idle server
+   * connection on the current route, and this db already reported in use (so the
+   * suspend race cannot bite). Anything else takes the queue (`#checkout`).
+   */
+  #takeIdle(): PoolServer | null {
+    const o = this.o;
+    if (o.mode !== 'transaction' || this.#waiting || this.#ended || !o.activity.reportedInUse()) return null;
+    const server = o.pool.takeIdle();
+    if (!server) return null;
+    this.#beginCheckout();
+    this.#link(server);
+    return server;
   }
 
   #link(server: PoolServer): void {
@@ -564,6 +605,8 @@ export class PooledClient implements ServerClient, FrameSink {
     if (this.#ended) return;
     this.#ended = true;
     this.#left.abort();
+    if (this.#waiter && this.o.mode === 'transaction') this.o.pool.cancel(this.#waiter);
+    this.#waiter = null;
     this.#stalled = [];
     const server = this.#server;
     this.#server = null;
