@@ -7,10 +7,11 @@ import { machineInfo, toMarkdown, writeReport, type BenchReport } from './report
 import type { Scenario } from './scenario.js';
 import { connectionRateScenario } from './scenarios/connection-rate.js';
 import { idleConnectionsScenario } from './scenarios/idle-connections.js';
+import { poolingScenario } from './scenarios/pooling.js';
 import { throughputScenario } from './scenarios/throughput.js';
 import { wakeScenario } from './scenarios/wake.js';
 
-const SCENARIOS: Scenario[] = [wakeScenario, throughputScenario, connectionRateScenario, idleConnectionsScenario];
+const SCENARIOS: Scenario[] = [wakeScenario, throughputScenario, connectionRateScenario, idleConnectionsScenario, poolingScenario];
 const RESULTS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'results');
 
 /** `pgwake bench [--quick] [scenario…]`: runs the scenarios and writes a JSON and a Markdown report. */
