@@ -6,7 +6,16 @@
  * that may have left session state (a SET, LISTEN, temp table, advisory lock,
  * cursor WITH HOLD …), as far as its SQL shows.
  */
-export const SERVER_RESET_QUERY = 'RESET ALL; CLOSE ALL; UNLISTEN *; SELECT pg_catalog.pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES';
+export const SERVER_RESET_QUERY = [
+  'RESET ALL',
+  'CLOSE ALL',
+  'UNLISTEN *',
+  'SELECT pg_catalog.pg_advisory_unlock_all()',
+  'DISCARD TEMP',
+  'DISCARD SEQUENCES',
+  // SQL-level PREPAREs are the client's; protocol-level ones are the gateway's and stay.
+  "DO $$DECLARE s record; BEGIN FOR s IN SELECT name FROM pg_catalog.pg_prepared_statements WHERE from_sql LOOP EXECUTE pg_catalog.format('DEALLOCATE %I', s.name); END LOOP; END$$",
+].join('; ');
 
 const SESSION_KEYWORDS = new Set(['set', 'reset', 'listen', 'declare', 'prepare', 'load', 'discard', 'deallocate', 'lock']);
 /** `SET LOCAL`, `SET TRANSACTION`, `SET CONSTRAINTS` end with their transaction. */

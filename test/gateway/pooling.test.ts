@@ -110,6 +110,26 @@ describe('transaction mode', () => {
     await Promise.all([a.end(), b.end()]);
   });
 
+  it('resets what a client left on a server before the next client gets it; protocol-level statements stay', async () => {
+    const one = await pooledDb(1);
+    const a = pgClient(stack, one);
+    const b = pgClient(stack, one);
+    await Promise.all([a.connect(), b.connect()]);
+    expect((await a.query({ name: 'kept', text: 'select 1 as n' })).rows[0]!.n).toBe(1);
+    await a.query("set work_mem = '7MB'");
+    await a.query('prepare p1 as select 1');
+    await a.query('listen some_channel');
+    await a.query('create temp table left_behind(i int)');
+    await a.query('select pg_advisory_lock(42)');
+    const seen = await b.query<{ wm: string; channels: number; temp: string | null; locks: number }>(
+      "select current_setting('work_mem') as wm, (select count(*)::int from pg_listening_channels()) as channels, to_regclass('pg_temp.left_behind')::text as temp, (select count(*)::int from pg_locks where locktype = 'advisory') as locks",
+    );
+    expect(seen.rows[0]).toEqual({ wm: '4MB', channels: 0, temp: null, locks: 0 });
+    await b.query('prepare p1 as select 2'); // no clash with a's SQL-level statement
+    expect((await a.query({ name: 'kept', text: 'select 1 as n' })).rows[0]!.n).toBe(1);
+    await Promise.all([a.end(), b.end()]);
+  });
+
   it('reports a connected client that holds no checkout as no activity', async () => {
     const c = pgClient(stack, t);
     await c.connect();
