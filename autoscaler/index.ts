@@ -22,6 +22,7 @@ export { FAILURE } from './controller.js';
 export { SCALE_FAILURE, CANCELLABLE_STAGES, HANDOFF_STAGES, type HandoffHooks, type HandoffPoint, type HandoffHookInfo } from './handoff.js';
 export { decideScale, type LoadSample, type ScaleDecision, type ScalePolicyInput } from './scale-policy.js';
 export { waitForFreezeBarrier } from './freeze-barrier.js';
+export { LoadSampler, processTreeCpuTicks } from './load-signals.js';
 
 export interface AutoscalerRole extends RunningRole {
   /** What the driver knows of a db's writer (its pid, port, since when). */

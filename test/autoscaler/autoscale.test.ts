@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LoadSampler, processTreeCpuTicks } from '../../autoscaler/load-signals.js';
+import { LoadSampler, processTreeCpuTicks } from '../../autoscaler/index.js';
 import { INTERNAL_SUPERUSER } from '../../core/index.js';
 import { dbRow, waitFor, type TenantDb } from './fixtures.js';
 import { HandoffStack, LedgerLoad } from './handoff-support.js';
