@@ -23,6 +23,8 @@ export const HANDOFF_SQLSTATE = '40001';
 /** How long after its deadline a freeze nobody lifted is lifted here anyway: a db can never stay frozen. */
 const ABANDONED_AFTER_MS = 30_000;
 const RECHECK_MS = 1_000;
+/** The deadline of a freeze whose row names none. */
+const UNBOUNDED_FREEZE_MS = 60_000;
 
 interface DbFreeze {
   name: string;
@@ -76,7 +78,8 @@ export class Freezes {
     }
     if (db.freeze_new_checkouts && db.state !== 'deleted' && db.state !== 'deleting') {
       if (generation <= f.lifted) return; // a late freeze whose lift was already seen
-      const deadlineAt = db.scale_phase_deadline_at ? Date.parse(db.scale_phase_deadline_at) : null;
+      // A freeze without a deadline is bounded anyway: a db can never stay frozen.
+      const deadlineAt = db.scale_phase_deadline_at ? Date.parse(db.scale_phase_deadline_at) : (f.current?.generation === generation ? f.current.deadlineAt : Date.now() + UNBOUNDED_FREEZE_MS);
       if (f.current && f.current.generation === generation) {
         // The same freeze, a later phase (FROZEN → CUTOVER): its deadline moves.
         if (deadlineAt !== f.current.deadlineAt) {

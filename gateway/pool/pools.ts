@@ -16,6 +16,7 @@ export class ServerPools implements PoolMetricsSource, ActivitySources {
   #byDb = new Map<string, Set<ServerPool>>();
   #sessions = new Map<string, Set<PooledClient>>();
   #unsubscribe: Unsubscribe;
+  #unsubscribeReconnect: Unsubscribe;
 
   constructor(
     private readonly deps: PoolDeps,
@@ -28,6 +29,8 @@ export class ServerPools implements PoolMetricsSource, ActivitySources {
       freezes.observe(db);
       for (const pool of this.#byDb.get(db.id) ?? []) pool.update(db);
     });
+    // Messages published while the coordinator's link was down are lost: read again what pools and freezes hang on.
+    this.#unsubscribeReconnect = coordinator.onReconnect(() => void this.#reread());
     freezes.listen({
       frozen: (dbId) => {
         for (const pool of this.#byDb.get(dbId) ?? []) pool.frozenNow();
@@ -114,8 +117,20 @@ export class ServerPools implements PoolMetricsSource, ActivitySources {
     return n;
   }
 
+  async #reread(): Promise<void> {
+    const ids = new Set([...this.#byDb.keys(), ...this.frozenDbIds()]);
+    for (const id of ids) {
+      const db = await this.deps.catalog.dbs.byId(id).catch(() => undefined);
+      if (!db) continue;
+      this.deps.routes.remember(db);
+      this.freezes.observe(db);
+      for (const pool of this.#byDb.get(id) ?? []) pool.update(db);
+    }
+  }
+
   close(): void {
     this.#unsubscribe();
+    this.#unsubscribeReconnect();
     for (const pool of this.#pools.values()) pool.close();
     this.#pools.clear();
     this.#byDb.clear();
