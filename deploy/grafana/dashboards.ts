@@ -93,7 +93,7 @@ export const DASHBOARDS: DashboardSpec[] = [
       { title: 'Clients per db (first N dbs)', description: 'Client connections of the dbs PGWAKE_METRICS_PER_DB_LIMIT labels; the rest as db_id="other".', unit: 'short', queries: [q('sum by (db_id) (pgwake_gateway_db_client_connections)', '{{db_id}}')] },
       { title: 'Gateway memory', description: 'Resident set size of each gateway process.', unit: 'bytes', queries: [q('max by (instance_name) (process_resident_memory_bytes{job="pgwake-gateway"})', '{{instance_name}}')] },
       { title: 'Gateway CPU (cores)', description: 'CPU seconds per second of each gateway process: one gateway is one core at most.', unit: 'short', queries: [q('sum by (instance_name) (rate(process_cpu_seconds_total{job="pgwake-gateway"}[1m]))', '{{instance_name}}')] },
-      { title: 'Gateway event loop lag (p99)', description: 'A gateway that falls behind its sockets shows it here first.', unit: 's', queries: [q('max by (instance_name) (nodejs_eventloop_lag_p99_seconds{job="pgwake-gateway"})', '{{instance_name}}')] },
+      { w: 24, title: 'Gateway event loop lag (p99)', description: 'A gateway that falls behind its sockets shows it here first.', unit: 's', queries: [q('max by (instance_name) (nodejs_eventloop_lag_p99_seconds{job="pgwake-gateway"})', '{{instance_name}}')] },
     ],
   },
   {
