@@ -79,9 +79,10 @@ describe('autoscaler: profile handoff under a write load', () => {
     expect(result.acknowledged).toBeGreaterThan(0);
   });
 
-  it('ten handoffs up and down under the load: every acknowledged commit is there, no client error, one writer', async () => {
+  // Ten in each pool mode through the real gateway: handoff-gateway.test.ts. Here the contract alone, with a test gateway.
+  it('handoffs up and down under the load: every acknowledged commit is there, no client error, one writer', async () => {
     const load = await LedgerLoad.start(s, t, 8);
-    const path_: ProfileName[] = ['L1', 'L2', 'L4', 'L2', 'L1', 'L2', 'L1', 'L4', 'L1', 'L2'];
+    const path_: ProfileName[] = ['L1', 'L4', 'L2', 'L1'];
     let term = (await dbRow(s.stack, t.db.id)).writer_term;
     const counts: number[] = [];
     for (const to of path_) {
@@ -97,7 +98,7 @@ describe('autoscaler: profile handoff under a write load', () => {
     const result = await load.stop();
     expect(result.errors).toEqual([]);
     expect(result.missing).toBe(0);
-    expect(result.acknowledged).toBeGreaterThan(100);
+    expect(result.acknowledged).toBeGreaterThan(50);
     expect(await s.computeDirEntries(t.db.id)).toEqual(['current', `data.t${term}`]);
     // Usage: each profile the writer ran at is its own interval; a cutover closes one and opens the next.
     const { rows } = await s.stack.ctx.catalog.pool.query<{ profile: string; ended: boolean }>('SELECT profile, ended_at IS NOT NULL AS ended FROM usage WHERE db_id = $1 ORDER BY started_at, id', [t.db.id]);
@@ -115,6 +116,6 @@ describe('autoscaler: profile handoff under a write load', () => {
     const n = (await c.query<{ n: number }>('SELECT count(*)::int AS n FROM ledger')).rows[0]!.n;
     expect(Number((await c.query<{ m: string }>("SELECT current_setting('max_connections') AS m")).rows[0]!.m)).toBe(Number(PROFILES[db.current_profile].postgresSettings.max_connections));
     await c.end();
-    expect(n).toBeGreaterThan(100);
+    expect(n).toBeGreaterThan(50);
   });
 });
