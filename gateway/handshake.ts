@@ -53,7 +53,10 @@ export async function readHandshake(raw: Socket, tlsSetup: TlsSetup, onSocket: (
       if (reader.buffered > 0) throw protocolError('received unencrypted data after SSL request', 'this could be either a client-software bug or evidence of an attempted man-in-the-middle attack');
       reader.detach();
       onSocket(raw, null);
-      secure = await upgradeToTls(raw, tlsSetup);
+      // The client's broken or abandoned TLS handshake is its protocol error, not the gateway's internal one.
+      secure = await upgradeToTls(raw, tlsSetup).catch((err: Error) => {
+        throw protocolError('TLS handshake failed', err.message);
+      });
       socket = secure;
       reader = new PacketReader(secure, clientGone);
       onSocket(secure, reader);
