@@ -41,7 +41,8 @@ describe('autoscaler: killed mid-handoff, the next one finishes or rolls back wh
   const computeDir = () => path.join(stack.dataDir, 'computes', t.db.id);
 
   beforeAll(async () => {
-    stack = await startTestStack(HANDOFF_TEST_ENV, []);
+    // A 2 s cooldown keeps the recovered FAILED readable before it turns STABLE again.
+    stack = await startTestStack({ ...HANDOFF_TEST_ENV, PGWAKE_HANDOFF_FAILURE_COOLDOWN_SECONDS: '2' }, []);
     t = await createTenantDb(stack);
     // A first autoscaler makes the db and its rows, then stops (the db suspends).
     const first = await startAutoscaler(stack.ctx);
@@ -79,7 +80,7 @@ describe('autoscaler: killed mid-handoff, the next one finishes or rolls back wh
     const entries = await import('node:fs/promises').then((fs) => fs.readdir(computeDir()));
     expect(entries.sort()).toEqual(['data']);
     expect(await rowsAfterWake()).toBe(500);
-    // After its cooldown (0 s here) the db is STABLE again and may be handed off anew.
+    // After its cooldown (2 s here) the db is STABLE again and may be handed off anew.
     await waitFor('STABLE', async () => (await dbRow(stack, t.db.id)).scale_state === 'STABLE');
     expect(await dbRow(stack, t.db.id)).toMatchObject({ target_profile: 'L1', candidate_profile: null, scale_failure_reason: null });
     await autoscaler.stop();

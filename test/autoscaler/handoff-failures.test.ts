@@ -41,9 +41,19 @@ describe('autoscaler: a handoff that fails at each stage rolls back to a serving
     await waitFor('STABLE', async () => (await dbRow(s.stack, t.db.id)).scale_state === 'STABLE');
   });
 
+  /** The row as the handoff's FAILED write left it (read from its event: the cooldown may already have turned it STABLE). */
+  async function failedRow(after: DbRecord): Promise<DbRecord> {
+    return waitFor('db.scale.failed', async () => {
+      const events = await s.stack.ctx.catalog.events.since(t.accountId, 0, 10_000);
+      const failed = events.filter((e) => e.db_id === t.db.id && e.type === 'db.scale.failed').map((e) => e.data as unknown as DbRecord);
+      const last = failed[failed.length - 1];
+      return last && Date.parse(last.updated_at) >= Date.parse(after.updated_at) ? last : null;
+    }, 60_000);
+  }
+
   /** FAILED with `reason`, freeze lifted, the old writer serving every committed row, nothing of the candidate left; then STABLE again. */
   async function expectRolledBack(before: DbRecord, reason: string): Promise<DbRecord> {
-    const failed = await s.settled(t.db.id);
+    const failed = await failedRow(before);
     expect(failed).toMatchObject({
       state: 'running',
       scale_state: 'FAILED',
@@ -54,7 +64,7 @@ describe('autoscaler: a handoff that fails at each stage rolls back to a serving
       writer_term: before.writer_term,
     });
     expect(failed.scale_phase_deadline_at).toBe(failed.autoscale_cooldown_until);
-    const c = await LedgerLoad.connect(s, t, failed);
+    const c = await LedgerLoad.connect(s, t, await dbRow(s.stack, t.db.id));
     await c.query('INSERT INTO kept VALUES (1)');
     await c.end();
     await waitFor('candidate torn down', async () => (await writersUnder(computeDir())).length === 1 && (await s.computeDirEntries(t.db.id)).every((e) => !e.startsWith('data.t') || e === currentDir(before)));
@@ -113,16 +123,15 @@ describe('autoscaler: a handoff that fails at each stage rolls back to a serving
   it('FROZEN: a checkout that never returns fails with drain_timeout (rollback); new checkouts are free again', async () => {
     s.stack.config.handoffDrainTimeoutMs = 1500;
     const before = await dbRow(s.stack, t.db.id);
+    let frozen: DbRecord | undefined;
     s.hook = async (point, info) => {
-      if (point === 'FROZEN') await stuckGateway(s, t.db.id, info.db.freeze_generation);
+      if (point !== 'FROZEN') return;
+      frozen = await dbRow(s.stack, t.db.id);
+      await stuckGateway(s, t.db.id, info.db.freeze_generation);
     };
     await s.requestProfile(t.db.id, 'L2');
-    const frozen = await waitFor('FROZEN', async () => {
-      const db = await dbRow(s.stack, t.db.id);
-      return db.scale_state === 'FROZEN' ? db : null;
-    });
-    expect(frozen.freeze_new_checkouts).toBe(true);
     await expectRolledBack(before, 'drain_timeout');
+    expect(frozen).toMatchObject({ scale_state: 'FROZEN', freeze_new_checkouts: true, freeze_generation: before.freeze_generation + 1 });
     const { rows } = await s.stack.ctx.catalog.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM events WHERE db_id = $1 AND type = 'db.scale.failed' AND (data->>'freeze_new_checkouts')::boolean = false`, [t.db.id]);
     expect(rows[0]!.n).toBeGreaterThan(0);
   });
@@ -161,8 +170,7 @@ describe('autoscaler: a handoff that fails at each stage rolls back to a serving
       if (point === 'fenced') process.kill(info.candidate.pid!, 'SIGKILL');
     };
     await s.requestProfile(t.db.id, 'L4');
-    const failed = await s.settled(t.db.id);
-    expect(failed.scale_failure_reason).toBe('promote_failed');
+    expect((await failedRow(before)).scale_failure_reason).toBe('promote_failed');
     await waitFor('more commits on the old writer', async () => load.acknowledged > 60);
     const result = await load.stop();
     expect(result.missing).toBe(0);

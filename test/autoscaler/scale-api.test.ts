@@ -12,7 +12,8 @@ describe('control API: size and autoscaling limits by PATCH, cancel of a handoff
   const describeDb = async () => (await api.get(`/v2/dbs/${id}`)).body;
 
   beforeAll(async () => {
-    s = await HandoffStack.start({}, ['control-api']);
+    // A 2 s cooldown: the cancel's answer shows FAILED before it turns STABLE again.
+    s = await HandoffStack.start({ PGWAKE_HANDOFF_FAILURE_COOLDOWN_SECONDS: '2' }, ['control-api']);
     api = await new ApiClient(s.stack.controlApi!.url).signUp('scale');
     expect((await api.post('/v2/tenants', { name: 'shop' })).status).toBe(201);
     const created = await api.post('/v2/tenants/shop/dbs', { name: 'app', start_immediately: true });
