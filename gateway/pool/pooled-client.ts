@@ -27,6 +27,8 @@ const M_COPY_DONE = 0x63; // c
 const M_COPY_FAIL = 0x66; // f
 const M_TERMINATE = 0x58; // X
 const KIND_STATEMENT = 0x53; // 'S' in Describe and Close
+/** What a client may send ahead while it waits for a checkout before its socket is paused. */
+const STALLED_HIGH_WATER_BYTES = 256 * 1024;
 
 /** Transaction mode reads these whole: it renames statements in them and looks at their SQL. */
 const WHOLE_IN_TRANSACTION_MODE = new Set([M_QUERY, M_PARSE, M_BIND, M_DESCRIBE, M_CLOSE]);
@@ -37,6 +39,8 @@ interface Common {
   metrics: GatewayMetrics;
   freezes: Freezes;
   activity: ClientActivity;
+  /** Larger client messages end the connection with 54000 (0: no limit of the gateway's own). */
+  maxMessageBytes?: number;
 }
 
 export interface TransactionModeClient extends Common {
@@ -59,7 +63,7 @@ export type PooledClientOptions = TransactionModeClient | SessionModeClient;
 /**
  * One client after its startup, in either pool mode. Its messages are cut at
  * message boundaries and passed to the server connection it holds, as byte
- * ranges; a message that arrives while it holds none waits (the socket paused)
+ * ranges; a message that arrives while it holds none waits (the socket paused if it sends a lot)
  * until a checkout gives it one. In transaction mode the checkout lasts one
  * transaction and statement names are mapped to the server's; in session mode
  * the client keeps its own server connection, and is only held back by a
@@ -72,6 +76,8 @@ export class PooledClient implements ServerClient, FrameSink {
   #own: PoolServer | null = null;
   #framer: MessageFramer;
   #stalled: Buffer[] = [];
+  #stalledBytes = 0;
+  #stalledPause = false;
   #waiting = false;
   #busy = false;
   #discarding = false;
@@ -89,7 +95,7 @@ export class PooledClient implements ServerClient, FrameSink {
     private readonly o: PooledClientOptions,
   ) {
     this.done = new Promise((resolve) => (this.#finish = resolve));
-    this.#framer = new MessageFramer(this, o.mode === 'transaction' ? (t) => WHOLE_IN_TRANSACTION_MODE.has(t) : () => false);
+    this.#framer = new MessageFramer(this, o.mode === 'transaction' ? (t) => WHOLE_IN_TRANSACTION_MODE.has(t) : () => false, o.maxMessageBytes);
   }
 
   /** Starts relaying; `readAhead` is what the client sent before its greeting was written. */
@@ -127,6 +133,12 @@ export class PooledClient implements ServerClient, FrameSink {
     if (this.#ended) return;
     if (this.#waiting || this.#stalled.length > 0) {
       this.#stalled.push(chunk);
+      this.#stalledBytes += chunk.length;
+      // A client that pipelines a lot while it waits is stopped from sending more; one query never is (pausing costs).
+      if (this.#stalledBytes > STALLED_HIGH_WATER_BYTES && !this.#stalledPause) {
+        this.#stalledPause = true;
+        this.socket.pause();
+      }
       return;
     }
     this.#feed(chunk);
@@ -148,6 +160,7 @@ export class PooledClient implements ServerClient, FrameSink {
     }
     if (rest) {
       this.#stalled.unshift(rest);
+      this.#stalledBytes += rest.length;
       this.#needServer();
       return;
     }
@@ -157,14 +170,21 @@ export class PooledClient implements ServerClient, FrameSink {
       this.socket.pause();
       target.once('drain', () => {
         this.#drainWait = false;
-        if (!this.#waiting && !this.#ended) this.socket.resume();
+        if (!this.#waiting && !this.#ended && !this.#stalledPause) this.socket.resume();
       });
     }
   }
 
   #drainStalled(): void {
-    while (!this.#waiting && !this.#ended && this.#stalled.length > 0) this.#feed(this.#stalled.shift()!);
-    if (!this.#waiting && !this.#ended && !this.#drainWait) this.socket.resume();
+    while (!this.#waiting && !this.#ended && this.#stalled.length > 0) {
+      const chunk = this.#stalled.shift()!;
+      this.#stalledBytes -= chunk.length;
+      this.#feed(chunk);
+    }
+    if (this.#stalledPause && !this.#waiting && !this.#ended && !this.#drainWait) {
+      this.#stalledPause = false;
+      this.socket.resume();
+    }
   }
 
   message(type: number, buf: Buffer, s: number, e: number): boolean {
@@ -406,7 +426,6 @@ export class PooledClient implements ServerClient, FrameSink {
   #needServer(): void {
     if (this.#waiting || this.#ended) return;
     this.#waiting = true;
-    this.socket.pause();
     if (this.o.mode === 'transaction') return this.#enqueue(this.o);
     this.#unpark(this.o).then(
       () => this.#resume(),

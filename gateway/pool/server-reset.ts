@@ -17,23 +17,19 @@ export const SERVER_RESET_QUERY = [
   "DO $$DECLARE s record; BEGIN FOR s IN SELECT name FROM pg_catalog.pg_prepared_statements WHERE from_sql LOOP EXECUTE pg_catalog.format('DEALLOCATE %I', s.name); END LOOP; END$$",
 ].join('; ');
 
-const SESSION_KEYWORDS = new Set(['set', 'reset', 'listen', 'declare', 'prepare', 'load', 'discard', 'deallocate', 'lock']);
-/** `SET LOCAL`, `SET TRANSACTION`, `SET CONSTRAINTS` end with their transaction. */
-const TRANSACTION_SCOPED = /^set\s+(local|transaction|constraints|session\s+characteristics)\b/i;
+/**
+ * At the start of any statement: a session-level SET (not SET LOCAL / TRANSACTION /
+ * CONSTRAINTS / SESSION CHARACTERISTICS), RESET, LISTEN, DECLARE, PREPARE, LOAD,
+ * DISCARD, DEALLOCATE, LOCK; anywhere: session advisory locks (not the _xact_ kind),
+ * set_config, temp tables. One pass of one regular expression: this runs for every
+ * query in transaction mode.
+ */
+const SESSION_STATE =
+  /(?:^|;)[\s(]*(?:set(?!\s+(?:local|transaction|constraints|session\s+characteristics)\b)|reset|listen|declare|prepare|load|discard|deallocate|lock)\b|pg_(?:try_)?advisory_lock|set_config|\btemp(?:orary)?\b/i;
 
 /** Whether SQL text may leave session state behind. Errs on the side of a reset. */
 export function leavesSessionState(sql: string): boolean {
-  // Session-level advisory locks (not the _xact_ kind), set_config(…, false), temp tables.
-  if (/pg_(try_)?advisory_lock|set_config|\btemp(orary)?\b/i.test(sql)) return true;
-  for (const statement of sql.split(';')) {
-    const m = /^[\s(]*([a-zA-Z_]+)/.exec(statement);
-    if (!m) continue;
-    const word = m[1]!.toLowerCase();
-    if (!SESSION_KEYWORDS.has(word)) continue;
-    if (word === 'set' && TRANSACTION_SCOPED.test(statement.trimStart())) continue;
-    return true;
-  }
-  return false;
+  return SESSION_STATE.test(sql);
 }
 
 /** A simple query that is exactly DISCARD ALL or DEALLOCATE ALL: every prepared statement of the session goes. */
