@@ -77,6 +77,8 @@ export const SETTINGS = {
   tlsKeyFile: setting<string>('PGWAKE_TLS_KEY', undefined, str, 'PEM private key for `PGWAKE_TLS_CERT`.'),
   requireTls: setting('PGWAKE_REQUIRE_TLS', false, bool, 'Refuse clients that do not use TLS (`sslmode=disable`).'),
   wakeTimeoutMs: setting('PGWAKE_WAKE_TIMEOUT_MS', 30_000, int(100, 600_000), 'How long a connection waits for a suspended db to start before 57P03.'),
+  maxClientsPerAddress: setting('PGWAKE_MAX_CLIENTS_PER_ADDRESS', 1000, int(0, 1_000_000), 'Client connections the gateway holds open at once from one source address, counted from accept (53300 above; 0: no limit). It stops one host from taking every file descriptor; behind a NAT or a proxy, raise it.'),
+  maxClientMessageBytes: setting('PGWAKE_MAX_CLIENT_MESSAGE_BYTES', 268_435_456, int(0, 1_073_741_824), 'Largest protocol message a client may send (54000, then the connection is closed; 0: Postgres\'s own 1 GB limit). The gateway may hold a Query, Parse or Bind whole in memory, so this bounds what one client can make it allocate; 256 MB is far above ordinary statements and bulk loads use COPY, whose messages are small.'),
   startupTimeoutMs: setting('PGWAKE_STARTUP_TIMEOUT_MS', 10_000, int(100, 600_000), 'How long a client has to finish the startup and authentication exchange.'),
   checkoutTimeoutMs: setting('PGWAKE_CHECKOUT_TIMEOUT_MS', 30_000, int(10, 3_600_000), 'Transaction mode: how long a transaction waits for a free server connection before 53300 naming the pool (a freeze holds it without this limit).'),
   serverIdleTimeoutMs: setting('PGWAKE_SERVER_IDLE_TIMEOUT_MS', 600_000, int(100, 86_400_000), 'Transaction mode: how long a pooled server connection may sit idle before it is closed.'),

@@ -31,6 +31,7 @@ export const SQLSTATE = {
   featureNotSupported: '0A000',
   internalError: 'XX000',
   tooManyConnections: '53300',
+  programLimitExceeded: '54000',
   connectionDoesNotExist: '08003',
 } as const;
 

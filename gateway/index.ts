@@ -81,7 +81,7 @@ export async function startGateway(ctx: RoleContext): Promise<GatewayRole> {
   };
   let listener: Listener;
   try {
-    listener = await listen(ctx.config.listenHost, ctx.config.gatewayPort, (socket) => serveClient(socket, deps), logger);
+    listener = await listen(ctx.config.listenHost, ctx.config.gatewayPort, (socket) => serveClient(socket, deps), logger, ctx.config.maxClientsPerAddress);
   } catch (err) {
     stopPools();
     routes.close();

@@ -1,5 +1,6 @@
 import net from 'node:net';
 import type { Logger } from '../core/index.js';
+import { ClientsPerAddress } from './address-limits.js';
 
 export interface Listener {
   port: number;
@@ -11,11 +12,13 @@ export interface Listener {
  * The gateway's TCP listener: every accepted socket goes to `serve`, which owns it
  * and never throws. Sockets are tracked so `close()` ends them all.
  */
-export function listen(host: string, port: number, serve: (socket: net.Socket) => Promise<void>, logger: Logger): Promise<Listener> {
+export function listen(host: string, port: number, serve: (socket: net.Socket) => Promise<void>, logger: Logger, maxClientsPerAddress = 0): Promise<Listener> {
   const open = new Set<net.Socket>();
+  const perAddress = new ClientsPerAddress(maxClientsPerAddress);
   const server = net.createServer({ noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000 }, (socket) => {
     open.add(socket);
     socket.once('close', () => open.delete(socket));
+    if (!perAddress.admit(socket)) return;
     serve(socket).catch((err: Error) => {
       // serve() handles its own errors; this is the last guard that keeps the process up.
       logger.error({ err }, 'client connection handler failed');

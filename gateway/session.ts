@@ -104,7 +104,7 @@ export async function serveClient(raw: Socket, deps: GatewayDeps): Promise<void>
     const clientLeft = new AbortController();
     void startup.reader.closed.then(() => clientLeft.abort());
     const login: ComputeLogin = { user: who.computeUser, password: who.computePassword, database: db.name, params: computeParams(startup, request) };
-    const common = { db, log, metrics: deps.metrics, freezes: deps.freezes, activity };
+    const common = { db, log, metrics: deps.metrics, freezes: deps.freezes, activity, maxMessageBytes: deps.config.maxClientMessageBytes };
     let client: PooledClient;
     let greeting: Buffer;
     const started = performance.now();

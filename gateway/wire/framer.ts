@@ -1,4 +1,4 @@
-import { protocolError } from '../errors.js';
+import { GatewayError, protocolError, SQLSTATE } from '../errors.js';
 
 /** Where the framer hands what it cut out of a byte stream. */
 export interface FrameSink {
@@ -29,6 +29,8 @@ export class MessageFramer {
   constructor(
     private readonly sink: FrameSink,
     private readonly wantsWhole: (type: number) => boolean,
+    /** Larger messages are refused with 54000 (the client side's limit; the server side has none but the 1 GB one). */
+    private readonly maxMessageBytes = 0,
   ) {}
 
   /** No message is half read: the stream is between two messages. */
@@ -76,6 +78,7 @@ export class MessageFramer {
       const type = chunk[at]!;
       const total = chunk.readInt32BE(at + 1) + 1;
       if (total < 5) throw protocolError('invalid message length', `message type 0x${type.toString(16)} said ${total - 1} bytes`);
+      if (this.maxMessageBytes > 0 && total - 1 > this.maxMessageBytes) throw messageTooLarge(type, total - 1, this.maxMessageBytes);
       if (total <= left) {
         if (!this.sink.message(type, chunk, at, at + total)) return chunk.subarray(at);
         at += total;
@@ -101,6 +104,7 @@ export class MessageFramer {
     const type = head[0]!;
     const total = head.readInt32BE(1) + 1;
     if (total < 5) throw protocolError('invalid message length', `message type 0x${type.toString(16)} said ${total - 1} bytes`);
+    if (this.maxMessageBytes > 0 && total - 1 > this.maxMessageBytes) throw messageTooLarge(type, total - 1, this.maxMessageBytes);
     const left = chunk.length - at;
     if (total === 5) return this.sink.message(type, head, 0, 5) ? at : -1;
     if (this.wantsWhole(type) || total - 5 <= left) {
@@ -122,4 +126,10 @@ export class MessageFramer {
     this.#streamLeft = total - 5 - left;
     return chunk.length;
   }
+}
+
+/** 54000 program_limit_exceeded: the message is well formed, only larger than this gateway allows. */
+function messageTooLarge(type: number, length: number, max: number): GatewayError {
+  const name = type >= 0x20 && type < 0x7f ? `'${String.fromCharCode(type)}'` : `0x${type.toString(16)}`;
+  return new GatewayError(SQLSTATE.programLimitExceeded, 'message too large', 'protocol_error', `a ${name} message of ${length} bytes; the gateway accepts at most ${max} (PGWAKE_MAX_CLIENT_MESSAGE_BYTES)`, 'send large data with COPY, or in smaller statements');
 }
