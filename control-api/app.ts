@@ -21,7 +21,7 @@ import { roleRoutes } from './routes/roles.js';
 import { CredentialSigner } from './credential-signer.js';
 import { dbPowerRoutes } from './routes/db-power.js';
 import { scaleRoutes } from './routes/scale.js';
-import { DbSchema } from './routes/db-schemas.js';
+import { DbDescribeSchema, DbSchema } from './routes/db-schemas.js';
 import { dbRoutes } from './routes/dbs.js';
 import { eventRoutes, OpenEventStreams } from './routes/events.js';
 import { healthRoutes } from './routes/health.js';
@@ -67,7 +67,7 @@ export async function buildControlApp(ctx: RoleContext, options: ControlApiOptio
   installErrorHandlers(app);
   decorateCaller(app);
   measureRequests(app, ctx.metrics);
-  for (const schema of [ErrorBodySchema, DbSchema, TenantSchema, CredentialsSchema, AccountSchema, ApiKeySchema, RoleSchema]) app.addSchema(schema);
+  for (const schema of [ErrorBodySchema, DbSchema, DbDescribeSchema, TenantSchema, CredentialsSchema, AccountSchema, ApiKeySchema, RoleSchema]) app.addSchema(schema);
   await registerOpenApi(app);
   const limits = await RateLimits.install(app, ctx.config, ctx.metrics);
   app.addHook('onRequest', limits.byAddress());

@@ -49,6 +49,36 @@ export const DbSchema = Type.Object(
   { $id: 'Db', title: 'Db', additionalProperties: false },
 );
 
+const NonNegative = (description: string) => Type.Integer({ minimum: 0, description });
+
+/** Live figures: activity summed over every live gateway (reported each second), and the last wake and handoff from the db's events. */
+export const DbLiveSchema = Type.Object(
+  {
+    client_connections: NonNegative('Client connections open at the gateways (waiting for a wake included)'),
+    checkouts_in_flight: NonNegative('Server connections checked out now (transaction mode), or session connections in use'),
+    checkouts_waiting: NonNegative('Checkouts queued for a server connection (pool full, or a freeze)'),
+    open_transactions: NonNegative('Open transactions, idle in transaction included'),
+    last_wake_seconds: Nullable(Type.Number({ description: 'From `starting` to `running` at the last wake; null: never woken' })),
+    last_wake_at: Nullable(Timestamp),
+    last_handoff: Nullable(
+      Type.Object(
+        {
+          result: StringEnum(['succeeded', 'failed', 'in_progress'] as const),
+          reason: Nullable(Type.String({ description: 'scale_failure_reason of a failed handoff' })),
+          at: { ...Timestamp, description: 'When it ended (or began, while in progress)' },
+          from_profile: Nullable(ProfileNameSchema),
+          to_profile: Nullable(ProfileNameSchema),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+/** GET describe: the lifecycle fields, flat, and `live`. */
+export const DbDescribeSchema = Type.Object({ ...DbSchema.properties, live: DbLiveSchema }, { $id: 'DbDescribe', title: 'DbDescribe', additionalProperties: false });
+
 export const DbListSchema = Type.Object({ dbs: Type.Array(Type.Ref('Db')) });
 
 export function suspendTimeoutSchema(config: Config, withDefault: boolean) {

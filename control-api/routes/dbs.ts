@@ -2,6 +2,7 @@ import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { isUniqueViolation, publicDb, type DbPatch, type DbRecord, type DbState, type RoleContext } from '../../core/index.js';
 import { callerOf } from '../caller.js';
+import { dbLive } from '../db-live.js';
 import { requestControl } from '../control-requests.js';
 import { beginDbDeletion, type TenantDeletions } from '../deletion.js';
 import { ApiError, conflict, notFound } from '../errors.js';
@@ -15,6 +16,7 @@ type TenantDbParams = Static<typeof TenantDbParams>;
 type DbIdParams = Static<typeof DbIdParams>;
 
 const DB = { $ref: 'Db', description: 'The db (describe)' };
+const DB_DESCRIBE = { $ref: 'DbDescribe', description: 'The db: its lifecycle fields and, under `live`, its activity and last wake and handoff' };
 
 /** A db can be changed by PATCH in any state but on its way out. */
 const PATCHABLE: readonly DbState[] = ['creating', 'suspended', 'starting', 'running', 'suspending', 'failed'];
@@ -73,14 +75,14 @@ export async function dbRoutes(app: FastifyInstance, { ctx, deletions }: { ctx: 
 
   app.get<{ Params: TenantDbParams }>(
     '/v2/tenants/:tenant/dbs/:db',
-    { schema: { tags: ['dbs'], summary: 'Describe a db by tenant and name', security: BEARER, params: TenantDbParams, response: { 200: DB, ...errorResponses(400, 401, 404) } } },
-    async (request) => publicDb(await ownedDbByName(catalog, callerOf(request), request.params.tenant, request.params.db)),
+    { schema: { tags: ['dbs'], summary: 'Describe a db by tenant and name', security: BEARER, params: TenantDbParams, response: { 200: DB_DESCRIBE, ...errorResponses(400, 401, 404) } } },
+    async (request) => withLive(ctx, await ownedDbByName(catalog, callerOf(request), request.params.tenant, request.params.db)),
   );
 
   app.get<{ Params: DbIdParams }>(
     '/v2/dbs/:id',
-    { schema: { tags: ['dbs'], summary: 'Describe a db by id', security: BEARER, params: DbIdParams, response: { 200: DB, ...errorResponses(401, 404) } } },
-    async (request) => publicDb(await ownedDbById(catalog, callerOf(request), request.params.id)),
+    { schema: { tags: ['dbs'], summary: 'Describe a db by id', security: BEARER, params: DbIdParams, response: { 200: DB_DESCRIBE, ...errorResponses(401, 404) } } },
+    async (request) => withLive(ctx, await ownedDbById(catalog, callerOf(request), request.params.id)),
   );
 
   app.patch<{ Params: TenantDbParams; Body: PatchDbBody }>(
@@ -148,6 +150,10 @@ async function actOrExplain(ctx: RoleContext, action: 'provision' | 'wake', db: 
     const now = await ctx.catalog.dbs.byId(db.id);
     throw new ApiError(err.statusCode, err.code, err.message, { ...(err.details as object), db: now ? publicDb(now) : null });
   }
+}
+
+async function withLive(ctx: RoleContext, db: DbRecord) {
+  return { ...publicDb(db), live: await dbLive(ctx, db.id) };
 }
 
 async function describe(ctx: RoleContext, id: string) {
