@@ -1,7 +1,7 @@
 import { randomInt, timingSafeEqual } from 'node:crypto';
 import net from 'node:net';
 import { serialize } from 'pg-protocol';
-import type { Logger } from '../core/index.js';
+import { cancelKeyHex, parseCancelKeyHex, type Coordinator, type Logger, type Unsubscribe } from '../core/index.js';
 import type { CancelRequest } from './handshake.js';
 import type { ComputeCancelKey } from './server-connection.js';
 
@@ -37,12 +37,47 @@ export interface GatewayCancelKey {
 
 const CANCEL_TIMEOUT_MS = 5_000;
 
+/** How CancelKeys reaches the other gateways (absent: a lone gateway, nothing to route). */
+export interface CancelRouting {
+  coordinator: Coordinator;
+  gatewayId: string;
+  logger: Logger;
+}
+
+/**
+ * A key's registration outlives a dead gateway by at most this; a live gateway renews
+ * its keys at a third of it, in one pipeline, so the cost is sessions / 200 s writes/s
+ * rather than one per key per few seconds. A dead gateway's keys that have not lapsed
+ * yet are harmless: a forward to them finds no subscriber and cancels nothing.
+ */
+export const CANCEL_KEY_TTL_MS = 10 * 60_000;
+
 /**
  * The BackendKeyData the gateway gives each client (random, never the compute's)
- * and the compute session it stands for.
+ * and the compute session it stands for. With a CancelRouting, every key is also
+ * registered with the coordinator (DESIGN §4): a CancelRequest that reaches another
+ * gateway (or another worker on this port) is forwarded here, checked, and cancelled.
  */
 export class CancelKeys {
   #byProcessId = new Map<number, { secret: Buffer; target: CancelSubject }>();
+  #routing: CancelRouting | undefined;
+  #stops: Unsubscribe[] = [];
+  #log: Logger | undefined;
+
+  constructor(routing?: CancelRouting) {
+    this.#routing = routing;
+    if (!routing) return;
+    const { coordinator, gatewayId, logger } = routing;
+    this.#stops.push(
+      coordinator.onCancelForwarded(gatewayId, (key) => void this.#cancelForwarded(key)),
+      // A Redis that came back without its data forgot the keys: register the live ones again.
+      coordinator.onReconnect(() => this.#renewAll()),
+    );
+    const renewing = setInterval(() => this.#renewAll(), Math.floor(CANCEL_KEY_TTL_MS / 3));
+    renewing.unref();
+    this.#stops.push(() => clearInterval(renewing));
+    this.#log = logger;
+  }
 
   issue(target: CancelSubject): GatewayCancelKey {
     let processId: number;
@@ -52,11 +87,49 @@ export class CancelKeys {
     const secret = Buffer.allocUnsafe(4);
     secret.writeInt32BE(secretKey, 0);
     this.#byProcessId.set(processId, { secret, target });
+    // Not awaited: a new session must not wait for (or, in a Redis outage, on) the coordinator.
+    this.#register(cancelKeyHex(processId, secret));
     return { processId, secretKey };
   }
 
   release(key: GatewayCancelKey): void {
+    const entry = this.#byProcessId.get(key.processId);
+    if (!entry) return;
     this.#byProcessId.delete(key.processId);
+    const routing = this.#routing;
+    if (routing) routing.coordinator.unregisterCancelKey(cancelKeyHex(key.processId, entry.secret)).catch((err: Error) => this.#log?.warn({ err: err.message }, 'could not unregister a cancel key'));
+  }
+
+  /** Sends a key this gateway does not know to the gateway that gave it out; false when none did (or no routing). */
+  async forward(processId: number, secretKey: Buffer): Promise<boolean> {
+    // Keys this gateway gives out have 4-byte secrets; a longer one is nobody's here.
+    if (!this.#routing || secretKey.length !== 4) return false;
+    return this.#routing.coordinator.forwardCancel(cancelKeyHex(processId, secretKey));
+  }
+
+  stop(): void {
+    for (const stop of this.#stops.splice(0)) stop();
+  }
+
+  #register(key: string): void {
+    const routing = this.#routing;
+    if (!routing) return;
+    routing.coordinator.registerCancelKey(key, routing.gatewayId, CANCEL_KEY_TTL_MS).catch((err: Error) => this.#log?.warn({ err: err.message }, 'could not register a cancel key'));
+  }
+
+  #renewAll(): void {
+    for (const [processId, { secret }] of this.#byProcessId) this.#register(cancelKeyHex(processId, secret));
+  }
+
+  async #cancelForwarded(key: string): Promise<void> {
+    const { processId, secretKey } = parseCancelKeyHex(key);
+    const log = this.#log!;
+    // The same check as a CancelRequest that came here directly: the secret must match.
+    if (!this.lookup(processId, secretKey)) {
+      log.info({ process_id: processId }, 'forwarded cancel request for a key no longer here ignored');
+      return;
+    }
+    await handleCancelRequest({ kind: 'cancel', processId, secretKey }, this, log, false);
   }
 
   /** The target for a CancelRequest, or undefined when the key is not one this gateway gave out. */
@@ -73,13 +146,15 @@ export class CancelKeys {
 
 /**
  * Answers a CancelRequest the way Postgres does: no reply, the connection is closed;
- * a matching key sends the compute its own CancelRequest.
+ * a matching key sends the compute its own CancelRequest; a key this gateway did not
+ * give out goes to the gateway that did (once: a forwarded one is not forwarded again).
  */
-export async function handleCancelRequest(req: CancelRequest, keys: CancelKeys, logger: Logger): Promise<boolean> {
+export async function handleCancelRequest(req: CancelRequest, keys: CancelKeys, logger: Logger, mayForward = true): Promise<boolean> {
   const subject = keys.lookup(req.processId, req.secretKey);
   if (!subject) {
-    logger.info({ process_id: req.processId }, 'cancel request with an unknown key ignored');
-    return false;
+    const forwarded = mayForward && (await keys.forward(req.processId, req.secretKey).catch((err: Error) => (logger.warn({ err: err.message }, 'could not forward a cancel request'), false)));
+    logger.info({ process_id: req.processId }, forwarded ? 'cancel request forwarded to the gateway that holds the session' : 'cancel request with an unknown key ignored');
+    return forwarded;
   }
   const server = subject.server();
   if (!server) {

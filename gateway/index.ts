@@ -65,7 +65,7 @@ export async function startGateway(ctx: RoleContext): Promise<GatewayRole> {
     tls,
     routes,
     keys,
-    cancelKeys: new CancelKeys(),
+    cancelKeys: new CancelKeys({ coordinator: ctx.coordinator, gatewayId, logger }),
     activity,
     freezes,
     pools,
@@ -78,6 +78,7 @@ export async function startGateway(ctx: RoleContext): Promise<GatewayRole> {
     metrics.activities.delete(activity);
     pools.close();
     freezes.stop();
+    deps.cancelKeys.stop();
   };
   let listener: Listener;
   try {
