@@ -58,6 +58,10 @@ export function installErrorHandlers(app: FastifyInstance): void {
       const problems = validationProblems(err.validation, err.validationContext ?? 'body', request);
       return reply.status(400).send(errorBody('invalid_request', describeProblems(problems), { fields: problems }));
     }
+    if (catalogUnavailable(err)) {
+      request.log.warn({ err: err.message }, 'catalog unavailable');
+      return reply.status(503).header('retry-after', '5').send(errorBody('unavailable', 'the catalog database is unavailable; try again shortly'));
+    }
     const status = err.statusCode ?? 500;
     if (status >= 500) {
       request.log.error({ err }, 'request failed');
@@ -69,6 +73,18 @@ export function installErrorHandlers(app: FastifyInstance): void {
   app.setNotFoundHandler((request, reply) => {
     reply.status(404).send(errorBody('not_found', `no route for ${request.method} ${request.url.split('?')[0]}`));
   });
+}
+
+/** Errors of a lost or refused connection (node's socket codes, SQLSTATE classes 08 and 57P), not of a query. */
+const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', '57P01', '57P02', '57P03']);
+
+/** Whether a request failed because the catalog Postgres is down or restarting: the client may retry (503). */
+function catalogUnavailable(err: { code?: string; message?: string; statusCode?: number }): boolean {
+  if (err.statusCode !== undefined) return false;
+  const code = err.code ?? '';
+  if (UNAVAILABLE_CODES.has(code) || code.startsWith('08')) return true;
+  // pg's own errors for a connection that ended under a query carry no code.
+  return /^Connection terminated|^timeout exceeded when trying to connect|Client has encountered a connection error/.test(err.message ?? '');
 }
 
 function describeProblems(problems: FieldProblem[]): string {

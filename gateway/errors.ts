@@ -17,6 +17,7 @@ export type ConnectionOutcome =
   | 'compute_error'
   | 'client_gone'
   | 'shutting_down'
+  | 'catalog_unavailable'
   | 'internal_error';
 
 export const SQLSTATE = {
@@ -89,4 +90,20 @@ export function errorResponse(e: ErrorFields): Buffer {
 
 export function errorResponseOf(err: GatewayError): Buffer {
   return errorResponse({ sqlstate: err.sqlstate, message: err.message, detail: err.detail, hint: err.hint });
+}
+
+/** Errors of a lost or refused connection (node's socket codes, SQLSTATE classes 08 and 57P; pg's own carry no code). */
+const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', '57P01', '57P02', '57P03']);
+
+/**
+ * 57P03 for a connection the gateway could not route because the catalog Postgres
+ * is down or restarting (compute connection errors are wrapped before they get here):
+ * the client may retry, and nothing is wrong with its request.
+ */
+export function catalogUnavailable(err: unknown): GatewayError | null {
+  const e = err as { code?: unknown; message?: unknown } | null;
+  const code = typeof e?.code === 'string' ? e.code : '';
+  const message = typeof e?.message === 'string' ? e.message : '';
+  const lost = UNAVAILABLE_CODES.has(code) || code.startsWith('08') || /^Connection terminated|^timeout exceeded when trying to connect/.test(message);
+  return lost ? new GatewayError(SQLSTATE.cannotConnectNow, 'the gateway cannot look up the database now: its catalog is unavailable', 'catalog_unavailable', undefined, 'try again shortly; open sessions are not affected') : null;
 }

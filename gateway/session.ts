@@ -12,7 +12,7 @@ import type { Admission, ConnectionLimits } from './connection-limits.js';
 import { ClientParams, PoolServer, PooledClient, welcomeFor, type Freezes, type ServerPools } from './pool/index.js';
 import type { ComputeLogin } from './server-connection.js';
 import { untilAborted } from './wake.js';
-import { ClientGone, errorResponseOf, GatewayError, SQLSTATE, type ConnectionOutcome } from './errors.js';
+import { catalogUnavailable, ClientGone, errorResponseOf, GatewayError, SQLSTATE, type ConnectionOutcome } from './errors.js';
 import { readHandshake, type StartupRequest } from './handshake.js';
 import { logIn } from './login.js';
 import type { GatewayMetrics } from './metrics.js';
@@ -180,6 +180,10 @@ function refuse(err: unknown, socket: Socket, canWrite: boolean, deps: GatewayDe
     if (err instanceof AuthFailure) deps.metrics.authFailure(err.reason);
     if (err.outcome === 'startup_timeout') deps.metrics.authFailure('timeout');
     log.info({ sqlstate: err.sqlstate, outcome, reason: err instanceof AuthFailure ? err.reason : undefined, msg_text: err.message }, 'connection refused');
+  } else if (catalogUnavailable(err)) {
+    outcome = 'catalog_unavailable';
+    message = errorResponseOf(catalogUnavailable(err)!);
+    log.warn({ err: (err as Error).message }, 'connection refused: catalog unavailable');
   } else {
     outcome = 'internal_error';
     message = errorResponseOf(new GatewayError(SQLSTATE.internalError, 'the gateway could not serve this connection', 'internal_error'));
