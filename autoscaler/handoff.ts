@@ -257,6 +257,7 @@ export class ProfileHandoff {
       throw new HandoffFailure(SCALE_FAILURE.cancelled, `the db left ${read.scale_state} under the handoff (now ${now.scale_state})`);
     }
     this.#db = row;
+    if (stage) this.#log.info({ scale_state: stage, deadline_at: row.scale_phase_deadline_at }, 'handoff stage');
     if (!this.#pastCancel && row.target_profile !== this.to) throw new HandoffFailure(SCALE_FAILURE.cancelled, 'cancelled: the target profile changed');
     return row;
   }
@@ -411,7 +412,9 @@ export class ProfileHandoff {
     const epoch = this.deps.epoch();
     const fresh = await this.deps.ctx.catalog.dbs.byId(this.dbId);
     if (!fresh || fresh.lease_control_epoch > epoch) return null;
-    return this.deps.ctx.catalog.dbs.update(this.dbId, { ...patch, lease_control_epoch: epoch }, { epoch: fresh.lease_control_epoch, states: ['running'], scaleStates: HANDOFF_STAGES }, 'db.scale.failed');
+    const row = await this.deps.ctx.catalog.dbs.update(this.dbId, { ...patch, lease_control_epoch: epoch }, { epoch: fresh.lease_control_epoch, states: ['running'], scaleStates: HANDOFF_STAGES }, 'db.scale.failed');
+    if (row) this.#log.info({ scale_state: row.scale_state, reason: row.scale_failure_reason }, 'handoff stage');
+    return row;
   }
 
   #finished(result: 'stable' | 'failed', reason: ScaleFailureReason | 'db_moved' | 'none'): void {

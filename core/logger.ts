@@ -1,11 +1,14 @@
-import { pino, type Logger } from 'pino';
+import { pino, type DestinationStream, type Logger } from 'pino';
 
 export type { Logger };
 
-/** One JSON line per event; pretty when a person is watching. Secrets are redacted by path. */
-export function createLogger(level: string, name = 'pgwake'): Logger {
-  const pretty = process.stdout.isTTY && !process.env.CI;
-  return pino({
+/**
+ * One JSON line per event; pretty when a person is watching. Secrets are redacted by path.
+ * `destination`: where the lines go instead of stdout (tests read them back).
+ */
+export function createLogger(level: string, name = 'pgwake', destination?: DestinationStream): Logger {
+  const pretty = !destination && process.stdout.isTTY && !process.env.CI;
+  const options = {
     name,
     level,
     redact: {
@@ -13,5 +16,6 @@ export function createLogger(level: string, name = 'pgwake'): Logger {
       censor: '[redacted]',
     },
     ...(pretty ? { transport: { target: 'pino-pretty', options: { colorize: true } } } : {}),
-  });
+  };
+  return destination ? pino(options, destination) : pino(options);
 }

@@ -56,6 +56,7 @@ const ERROR_FLUSH_MS = 2_000;
  */
 export async function serveClient(raw: Socket, deps: GatewayDeps): Promise<void> {
   const connId = randomId('conn', 10);
+  const connStarted = performance.now();
   let log = deps.logger.child({ conn_id: connId });
   let socket: Socket = raw;
   let reader: PacketReader | null = null;
@@ -161,6 +162,8 @@ export async function serveClient(raw: Socket, deps: GatewayDeps): Promise<void>
     activity?.close();
     deps.metrics.connectionsOpen.dec();
     if (outcome !== 'relayed') deps.metrics.outcome(outcome ?? 'client_gone');
+    // One line per connection: how it ended (db_id once routed, conn_id always).
+    log.info({ outcome: outcome ?? 'client_gone', ms: Math.round(performance.now() - connStarted) }, 'connection closed');
   }
 }
 

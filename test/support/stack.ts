@@ -1,6 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import type { DestinationStream } from 'pino';
 import { createLogger, loadConfig, type Config } from '../../core/index.js';
 import { startStack, type RoleName, type Stack } from '../../bin/stack.js';
 
@@ -15,7 +16,12 @@ export interface TestStack extends Stack {
  * A whole pgwake on real servers in a fresh temp data dir, every port chosen by
  * the OS. `env` overrides settings by their env names (PGWAKE_…).
  */
-export async function startTestStack(env: Record<string, string> = {}, roles: RoleName[] = ['autoscaler', 'gateway', 'control-api']): Promise<TestStack> {
+export async function startTestStack(
+  env: Record<string, string> = {},
+  roles: RoleName[] = ['autoscaler', 'gateway', 'control-api'],
+  /** Where the stack's log lines go (its level still from PGWAKE_LOG_LEVEL): a test that reads the logs passes a stream. */
+  options: { logDestination?: DestinationStream } = {},
+): Promise<TestStack> {
   const dataDir = await mkdtemp(path.join(tmpdir(), 'pgwake-test-'));
   const { chmod } = await import('node:fs/promises');
   await chmod(dataDir, 0o755); // Postgres runs as an unprivileged user when tests run as root
@@ -28,7 +34,7 @@ export async function startTestStack(env: Record<string, string> = {}, roles: Ro
     PGWAKE_MIN_SUSPEND_TIMEOUT_SECONDS: '1',
     ...env,
   });
-  const stack = await startStack(config, roles, createLogger(config.logLevel, 'pgwake-test'));
+  const stack = await startStack(config, roles, createLogger(config.logLevel, 'pgwake-test', options.logDestination));
   return {
     ...stack,
     config,
