@@ -108,8 +108,13 @@ describe('describe', () => {
     const byName = await me.get('/v2/tenants/acme/dbs/seen');
     const byId = await me.get(`/v2/dbs/${created.id}`);
     expect(byName.status).toBe(200);
-    expect(byName.body).toEqual(created);
-    expect(byId.body).toEqual(created);
+    // A describe adds its live figures to the lifecycle fields create answered with.
+    const { live: liveByName, ...byNameFields } = byName.body;
+    const { live: liveById, ...byIdFields } = byId.body;
+    expect(byNameFields).toEqual(created);
+    expect(byIdFields).toEqual(created);
+    expect(liveByName).toEqual(liveById);
+    expect(liveById).toMatchObject({ client_connections: 0, last_wake_seconds: null, last_handoff: null });
     expect((await me.get('/v2/tenants/acme/dbs')).body.dbs).toContainEqual(created);
     expectError(await me.get('/v2/tenants/acme/dbs/unseen'), 404, 'not_found');
     expectError(await me.get('/v2/dbs/db-000000000000'), 404, 'not_found');
