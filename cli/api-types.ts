@@ -4,6 +4,20 @@ import type { PublicDb } from '../core/index.js';
 
 export type Db = PublicDb;
 
+/** The describe's `live` (GET /v2/dbs/:id): activity at the gateways, last wake and handoff. */
+export interface DbLive {
+  client_connections: number;
+  checkouts_in_flight: number;
+  checkouts_waiting: number;
+  open_transactions: number;
+  last_wake_seconds: number | null;
+  last_wake_at: string | null;
+  last_handoff: { result: 'succeeded' | 'failed' | 'in_progress'; reason: string | null; at: string; from_profile: string | null; to_profile: string | null } | null;
+}
+
+/** A describe carries `live`; create, patch and delete answer without it. */
+export type DescribedDb = Db & { live?: DbLive };
+
 export interface Tenant {
   id: string;
   name: string;

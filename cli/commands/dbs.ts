@@ -1,4 +1,4 @@
-import type { Db, Tenant } from '../api-types.js';
+import type { Db, DbLive, DescribedDb, Tenant } from '../api-types.js';
 import { integerOption, UsageError } from '../args.js';
 import { printJson, type Command, type CommandContext } from '../command.js';
 import { EXIT } from '../exit-codes.js';
@@ -28,17 +28,32 @@ const LIST_COLUMNS = [
   { heading: 'created', value: (d: Db) => d.created_at },
 ];
 
-function describeDb(ctx: CommandContext, db: Db): void {
+const LIVE_COLUMNS = [
+  { heading: 'connections', value: (l: DbLive) => l.client_connections },
+  { heading: 'in flight', value: (l: DbLive) => l.checkouts_in_flight },
+  { heading: 'waiting', value: (l: DbLive) => l.checkouts_waiting },
+  { heading: 'open tx', value: (l: DbLive) => l.open_transactions },
+  { heading: 'last wake', value: (l: DbLive) => (l.last_wake_seconds === null ? null : `${l.last_wake_seconds}s at ${l.last_wake_at}`) },
+  {
+    heading: 'last handoff',
+    value: ({ last_handoff: h }: DbLive) => (h === null ? null : `${h.result}${h.reason ? ` (${h.reason})` : ''} ${h.from_profile ?? '?'}->${h.to_profile ?? '?'} at ${h.at}`),
+  },
+];
+
+/** The lifecycle fields, then (on a describe) the live figures as a table. */
+function describeDb(ctx: CommandContext, db: DescribedDb): void {
   if (ctx.json) return printJson(ctx, db);
-  ctx.term.out(renderFields(Object.entries(db)));
+  const { live, ...fields } = db;
+  ctx.term.out(renderFields(Object.entries(fields)));
+  if (live) ctx.term.out(`\n${renderTable(LIVE_COLUMNS, [live])}`);
 }
 
 /** `<tenant> <db>`, or one argument that is a db id. */
-async function findDb(ctx: CommandContext): Promise<Db> {
+async function findDb(ctx: CommandContext): Promise<DescribedDb> {
   const [first, second] = ctx.args.positionals as [string, string | undefined];
-  if (second !== undefined) return ctx.api.get<Db>(dbPath(first, second));
+  if (second !== undefined) return ctx.api.get<DescribedDb>(dbPath(first, second));
   if (!/^db-[a-z0-9]+$/.test(first)) throw new UsageError(`"${first}" is not a db id: give <tenant> <db>, or a db id (db-…)`);
-  return ctx.api.get<Db>(`/v2/dbs/${first}`);
+  return ctx.api.get<DescribedDb>(`/v2/dbs/${first}`);
 }
 
 /** `pgwake dbs create|list|describe|delete`. */
@@ -89,7 +104,7 @@ export const dbCommands: Record<string, Command> = {
   },
   describe: {
     usage: 'pgwake dbs describe (<tenant> <db> | <db-id>) [--json]',
-    summary: "every lifecycle field of a db: state, scale, profile handoff, pool, …",
+    summary: "every lifecycle field of a db (state, scale, profile handoff, pool, …), then its live figures: connections, checkouts in flight and waiting, last wake, last handoff",
     positionals: { min: 1, max: 2, names: '<tenant> <db>, or a db id' },
     async run(ctx) {
       describeDb(ctx, await findDb(ctx));

@@ -106,6 +106,9 @@ describe('dbs and credentials', () => {
     expect(described.stdout).toMatch(/^scale_state:\s+STABLE$/m);
     expect(described.stdout).toMatch(/^candidate_profile:\s+-$/m);
     expect(described.stdout).toMatch(/^pool_size:\s+7$/m);
+    // Then the live figures as a table, after a blank line.
+    const liveTable = (text: string) => tableRows(text.split('\n\n')[1]!);
+    expect(liveTable(described.stdout)).toEqual([{ connections: '0', 'in flight': '0', waiting: '0', 'open tx': '0', 'last wake': '-', 'last handoff': '-' }]);
     const byId = JSON.parse((await pgwake(['dbs', 'describe', id, '--json'])).stdout);
     expect(byId).toEqual((await new ApiClient(stack.controlApi!.url, key).get(`/v2/dbs/${id}`)).body);
 
@@ -116,7 +119,10 @@ describe('dbs and credentials', () => {
     expect(dsn).toBe(`postgres://${/^pg_user:\s+(\S+)$/m.exec(creds.stdout)![1]}:${encodeURIComponent(/^pg_password:\s+(\S+)$/m.exec(creds.stdout)![1]!)}@127.0.0.1:${stack.gateway!.port}/app?sslmode=require`);
     const { stdout } = await run('psql', [dsn, '-XAtc', 'select current_database()'], { timeout: 30_000 });
     expect(stdout.trim()).toBe('app');
-    expect(JSON.parse((await pgwake(['dbs', 'describe', 'shop', 'app', '--json'])).stdout).state).toBe('running');
+    const woken = JSON.parse((await pgwake(['dbs', 'describe', 'shop', 'app', '--json'])).stdout);
+    expect(woken.state).toBe('running');
+    expect(woken.live.last_wake_seconds).toBeGreaterThan(0);
+    expect(liveTable((await pgwake(['dbs', 'describe', 'shop', 'app'])).stdout)[0]!['last wake']).toBe(`${woken.live.last_wake_seconds}s at ${woken.live.last_wake_at}`);
 
     // Deleting asks for confirmation: without a terminal to ask on, --yes is required.
     const refused = await pgwake(['dbs', 'delete', 'shop', 'app']);
