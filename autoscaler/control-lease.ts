@@ -20,16 +20,22 @@ export class ControlLease {
   #held = true;
   #log: Logger;
 
-  private constructor(private readonly ctx: RoleContext, lease: Lease, epoch: number, private readonly onLost: () => void) {
+  private constructor(
+    private readonly ctx: RoleContext,
+    lease: Lease,
+    epoch: number,
+    private readonly onLost: () => void,
+    private readonly onRetaken: () => void,
+  ) {
     this.#lease = lease;
     this.#epoch = epoch;
     this.#log = ctx.logger.child({ component: 'control-lease' });
   }
 
-  /** Waits until the lease is ours. */
-  static async acquire(ctx: RoleContext, holder: string, onLost: () => void, signal?: AbortSignal): Promise<ControlLease> {
+  /** Waits until the lease is ours. `onLost`/`onRetaken`: acting stops when it is lost, starts again when it is taken again. */
+  static async acquire(ctx: RoleContext, holder: string, onLost: () => void, signal?: AbortSignal, onRetaken: () => void = () => undefined): Promise<ControlLease> {
     const { lease, epoch } = await take(ctx, holder, signal);
-    const l = new ControlLease(ctx, lease, epoch, onLost);
+    const l = new ControlLease(ctx, lease, epoch, onLost, onRetaken);
     l.#log.info({ holder, lease_control_epoch: epoch }, 'acting autoscaler');
     l.#schedule();
     return l;
@@ -39,9 +45,13 @@ export class ControlLease {
     return this.#epoch;
   }
 
-  /** Whether this autoscaler holds the lease now (and so acts). */
+  /**
+   * Whether this autoscaler holds the lease now (and so acts). Past the lease's end by
+   * this process' clock it does not, even before a renewal has failed: a process that was
+   * paused (SIGSTOP, a long GC) must not act on what it took before the pause.
+   */
   get held(): boolean {
-    return this.#held && !this.#stopped;
+    return this.#held && !this.#stopped && Date.now() < this.#lease.expiresAt;
   }
 
   #schedule(): void {
@@ -63,6 +73,7 @@ export class ControlLease {
       this.#epoch = epoch;
       this.#held = true;
       this.#log.info({ lease_control_epoch: epoch }, 'acting autoscaler again');
+      this.onRetaken();
     }
     this.#schedule();
   }

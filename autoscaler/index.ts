@@ -1,7 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { giveTo, INTERNAL_SUPERUSER, randomId, type RoleContext, type RunningRole } from '../core/index.js';
+import { ControlRequestError, giveTo, INTERNAL_SUPERUSER, randomId, type RoleContext, type RunningRole } from '../core/index.js';
 import type { ComputeStatus } from './compute-driver.js';
 import { ComputeTemplate } from './compute-template.js';
 import { ControlLease } from './control-lease.js';
@@ -63,8 +63,6 @@ export async function startAutoscaler(ctx: RoleContext, options: AutoscalerOptio
     prepare: (endpoint) => prepareTemplateDatabase(endpoint, superuserPassword),
     onCreated: (t) => log.info({ initdb_ms: Math.round(t.initdbMs), prepare_ms: Math.round(t.prepareMs) }, 'compute template created'),
   });
-  // Made ahead, so the first db's provision only copies it.
-  const templateReady = template.ensure().catch((err: Error) => log.error({ err }, 'compute template failed; provisions will retry it'));
   const driver = new LocalComputeDriver({ computesDir, binDir: ctx.binDir, owner: ctx.owner, template, host: '127.0.0.1', startTimeoutMs: ctx.config.computeStartTimeoutMs, logger: ctx.logger, superuserPassword });
   let acting: ControlLease | undefined; // what the metrics read: undefined while this autoscaler stands by
   const metrics = new AutoscalerMetrics(ctx.metrics, {
@@ -76,8 +74,23 @@ export async function startAutoscaler(ctx: RoleContext, options: AutoscalerOptio
 
   // Nothing is acted on before this autoscaler is the acting one.
   let scaler: Scaler | undefined;
-  const lease = await ControlLease.acquire(ctx, options.holder ?? `${os.hostname()}/${process.pid}/${randomId('as', 6)}`, () => scaler?.abortAll(SCALE_FAILURE.controllerFailover));
+  // Control requests are served only while the lease is held: one that lost it (paused, cut off from Redis) leaves them to the new holder.
+  let serving: (() => void) | undefined;
+  let serve: () => void = () => undefined;
+  const lease = await ControlLease.acquire(
+    ctx,
+    options.holder ?? `${os.hostname()}/${process.pid}/${randomId('as', 6)}`,
+    () => {
+      serving?.();
+      serving = undefined;
+      scaler?.abortAll(SCALE_FAILURE.controllerFailover);
+    },
+    undefined,
+    () => serve(),
+  );
   acting = lease;
+  // Made ahead, so the first db's provision only copies it; only by the lease holder, since a standby may share the computes directory.
+  const templateReady = template.ensure().catch((err: Error) => log.error({ err }, 'compute template failed; provisions will retry it'));
   const epoch = () => lease.epoch;
   const controller = new ComputeController(ctx, driver, metrics, epoch);
   scaler = new Scaler(ctx, driver, controller, metrics, epoch, options.handoffHooks);
@@ -85,7 +98,19 @@ export async function startAutoscaler(ctx: RoleContext, options: AutoscalerOptio
 
   const recoverHandoff = (dbId: string) => scaler!.recover(dbId);
   await reconcile(ctx, driver, controller, { startup: true, recoverHandoff });
-  const stopServing = ctx.coordinator.serveControlRequests((req) => controller.handle(req));
+  serve = () => {
+    serving ??= ctx.coordinator.serveControlRequests((req) => {
+      // Popped just as the lease ran out: the fenced writes would fail anyway; say so before acting on any compute.
+      if (!lease.held) return Promise.reject(new ControlRequestError('this autoscaler lost its lease while taking the request; ask again', 'failed'));
+      return controller.handle(req);
+    });
+  };
+  serve();
+  const stopServing = () => {
+    serve = () => undefined;
+    serving?.();
+    serving = undefined;
+  };
   const idle = new IdleSuspender(ctx, driver, controller);
   idle.start();
   const periodic = new PeriodicReconcile(ctx, driver, controller, undefined, recoverHandoff);

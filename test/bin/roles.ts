@@ -18,6 +18,8 @@ export interface RoleProcess {
   metricsUrl?: string;
   /** Everything it printed (stdout and stderr), for a failing test's message. */
   output(): string;
+  /** Resolves once it said it is up (a standby autoscaler: once it took the lease). */
+  up: Promise<void>;
   /** SIGTERM, then SIGKILL if it does not end in time; resolves with how it ended. */
   stop(): Promise<number | string | null>;
 }
@@ -57,8 +59,11 @@ export async function startSharedServices(): Promise<SharedServices> {
   };
 }
 
-/** Starts `pgwake <role>` with its own temp data dir and OS-chosen ports; resolves once it says it is up. */
-export async function startRole(role: 'gateway' | 'autoscaler' | 'control-api', env: Record<string, string>, startTimeoutMs = 60_000): Promise<RoleProcess> {
+/**
+ * Starts `pgwake <role>` with its own temp data dir and OS-chosen ports; resolves once it says it is up,
+ * or at once with `waitUntilUp: false` (a standby autoscaler is up only once it holds the lease).
+ */
+export async function startRole(role: 'gateway' | 'autoscaler' | 'control-api', env: Record<string, string>, startTimeoutMs = 60_000, waitUntilUp = true): Promise<RoleProcess> {
   const dataDir = await mkdtemp(path.join(tmpdir(), `pgwake-${role}-`));
   await chmod(dataDir, 0o755); // computes run as an unprivileged user when tests run as root
   const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bin', 'pgwake.ts'), role], {
@@ -97,28 +102,33 @@ export async function startRole(role: 'gateway' | 'autoscaler' | 'control-api', 
     await rm(dataDir, { recursive: true, force: true });
     return exited;
   };
-  try {
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`pgwake ${role} did not come up within ${startTimeoutMs} ms:\n${output}`)), startTimeoutMs);
-      const check = () => {
-        if (output.includes('Ctrl-C stops everything')) {
-          clearTimeout(timer);
-          resolve();
-        }
-      };
-      child.stdout!.on('data', check);
-      void exited.then((how) => {
+  const up = new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`pgwake ${role} did not come up within ${startTimeoutMs} ms:\n${output}`)), startTimeoutMs);
+    const check = () => {
+      if (output.includes('Ctrl-C stops everything')) {
         clearTimeout(timer);
-        reject(new Error(`pgwake ${role} exited (${how}) before it was up:\n${output}`));
-      });
+        resolve();
+      }
+    };
+    child.stdout!.on('data', check);
+    void exited.then((how) => {
+      clearTimeout(timer);
+      reject(new Error(`pgwake ${role} exited (${how}) before it was up:\n${output}`));
     });
-  } catch (err) {
-    await stop();
-    throw err;
+  });
+  if (!waitUntilUp) up.catch(() => undefined);
+  else {
+    try {
+      await up;
+    } catch (err) {
+      await stop();
+      throw err;
+    }
   }
   return {
     role,
     pid: child.pid!,
+    up,
     gatewayPort: numberAfter(output, /gateway\s+postgres:\/\/[^:\s]+:(\d+)/),
     apiUrl: /control API\s+(http:\/\/\S+)/.exec(output)?.[1],
     metricsUrl: /metrics\s+(http:\/\/\S+\/metrics)/.exec(output)?.[1],
