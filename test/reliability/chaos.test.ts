@@ -33,7 +33,8 @@ class LedgerWriters {
     let n = 0;
     while (!this.#stop) {
       const client = this.connect();
-      client.on('error', () => undefined);
+      // What ended the connection while idle between queries (the query then fails as "not queryable").
+      client.on('error', (e: Error & { code?: string }) => this.errors.push(`${e.code ?? '-'} ${e.message}`));
       try {
         await client.connect();
         while (!this.#stop) {
@@ -76,7 +77,7 @@ describe('chaos: kill -9 of a compute under a write load', () => {
     await stack?.destroy();
   });
 
-  it('clients get an error, the next connection wakes the db, every acknowledged commit is there, the open transaction is not', async () => {
+  it('clients get an error, the next connection wakes the db, every acknowledged commit is there, the open transaction only if its commit was acknowledged', async () => {
     stack = await startGatewayStack();
     t = await createTenantDb(stack);
     const setup = pgClient(stack, t);
@@ -100,8 +101,9 @@ describe('chaos: kill -9 of a compute under a write load', () => {
     const ackedAtKill = writers.acked.size;
     process.kill(pid!, 'SIGKILL');
 
-    const openErr = (await open.query('commit').then(() => null, (e: unknown) => e)) as Error | null;
-    expect(openErr).not.toBeNull();
+    // A backend can outlive its postmaster for a moment (it notices the death at its next wait), so the
+    // commit may still be acknowledged: then it must be kept, like any acknowledged commit; else it must not be.
+    const openCommitted = await open.query('commit').then(() => true, () => false);
     await open.end().catch(() => undefined);
 
     // The writers see errors, reconnect, and the gateway wakes the db again.
@@ -116,9 +118,9 @@ describe('chaos: kill -9 of a compute under a write load', () => {
     const check = pgClient(stack, t);
     await check.connect();
     expect(await missingFrom(check, writers.acked)).toEqual([]);
-    expect((await check.query("select count(*)::int as n from ledger where id = 'uncommitted'")).rows[0].n).toBe(0);
+    expect((await check.query("select count(*)::int as n from ledger where id = 'uncommitted'")).rows[0].n).toBe(openCommitted ? 1 : 0);
     await check.end();
-    console.log(`chaos/compute: ${ackedAtKill} commits acknowledged before kill -9, ${writers.acked.size} in all, all present; client errors: ${writers.errors.length} (${[...new Set(writers.errors.map((e) => e.split(' ')[0]))].join(', ')})`);
+    console.log(`chaos/compute: ${ackedAtKill} commits acknowledged before kill -9, ${writers.acked.size} in all, all present; the transaction open at the kill ${openCommitted ? 'committed (kept)' : 'failed (not kept)'}; client errors: ${writers.errors.length} (${[...new Set(writers.errors)].join(' | ')})`);
   }, 120_000);
 });
 
