@@ -12,7 +12,7 @@ const REFUSED_LINGER_MS = 2_000;
 export class ClientsPerAddress {
   #open = new Map<string, number>();
 
-  constructor(private readonly max: number) {}
+  constructor(private readonly max: number, private readonly onRefused: () => void = () => undefined) {}
 
   /** Counts the socket until it closes; false (and the client told 53300) when its address is at the cap. */
   admit(socket: Socket): boolean {
@@ -21,6 +21,7 @@ export class ClientsPerAddress {
     const n = this.#open.get(address) ?? 0;
     if (n >= this.max) {
       refuse(socket, address, this.max);
+      this.onRefused();
       return false;
     }
     this.#open.set(address, n + 1);

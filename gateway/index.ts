@@ -82,7 +82,7 @@ export async function startGateway(ctx: RoleContext): Promise<GatewayRole> {
   };
   let listener: Listener;
   try {
-    listener = await listen(ctx.config.listenHost, ctx.config.gatewayPort, (socket) => serveClient(socket, deps), logger, ctx.config.maxClientsPerAddress);
+    listener = await listen(ctx.config.listenHost, ctx.config.gatewayPort, (socket) => serveClient(socket, deps), logger, ctx.config.maxClientsPerAddress, () => metrics.outcome('too_many_connections'));
   } catch (err) {
     stopPools();
     routes.close();

@@ -12,9 +12,9 @@ export interface Listener {
  * The gateway's TCP listener: every accepted socket goes to `serve`, which owns it
  * and never throws. Sockets are tracked so `close()` ends them all.
  */
-export function listen(host: string, port: number, serve: (socket: net.Socket) => Promise<void>, logger: Logger, maxClientsPerAddress = 0): Promise<Listener> {
+export function listen(host: string, port: number, serve: (socket: net.Socket) => Promise<void>, logger: Logger, maxClientsPerAddress = 0, onRefused?: () => void): Promise<Listener> {
   const open = new Set<net.Socket>();
-  const perAddress = new ClientsPerAddress(maxClientsPerAddress);
+  const perAddress = new ClientsPerAddress(maxClientsPerAddress, onRefused);
   const server = net.createServer({ noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000 }, (socket) => {
     open.add(socket);
     socket.once('close', () => open.delete(socket));

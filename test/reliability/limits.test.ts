@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type pg from 'pg';
-import { createTenantDb, pgClient, setPool, startGatewayStack, waitFor, type TenantDb } from '../gateway/support.js';
+import { createTenantDb, metricsText, pgClient, sample, setPool, startGatewayStack, waitFor, type TenantDb } from '../gateway/support.js';
 import type { TestStack } from '../support/stack.js';
 
 /**
@@ -34,12 +34,14 @@ describe('connections per source address', () => {
     for (let i = 0; i < PER_ADDRESS; i++) open.push(await connected());
     for (const c of open) expect((await c.query('select 1 as one')).rows[0].one).toBe(1);
 
+    const refusedBefore = sample(await metricsText(stack), 'pgwake_gateway_connections_total', { outcome: 'too_many_connections' });
     const refused = pgClient(stack, t);
     const err = (await refused.connect().then(() => null, (e: unknown) => e)) as (Error & { code?: string; detail?: string }) | null;
     expect(err).not.toBeNull();
     expect(err!.code).toBe('53300');
     expect(err!.message).toBe('too many connections from address 127.0.0.1');
     expect(err!.detail).toContain(`${PER_ADDRESS} open connections per client address`);
+    expect(sample(await metricsText(stack), 'pgwake_gateway_connections_total', { outcome: 'too_many_connections' })).toBe(refusedBefore + 1);
     // The open sessions are untouched.
     for (const c of open) expect((await c.query('select 2 as two')).rows[0].two).toBe(2);
 
