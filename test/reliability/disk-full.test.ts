@@ -53,7 +53,7 @@ describe('chaos: the data disk of a compute fills up', () => {
     expect(failure?.code).toBe('53100');
     expect(failure?.message).toMatch(/No space left on device/);
     // The session goes on: reads work while the disk is full.
-    expect((await c.query<{ n: number }>('select count(*)::int as n from ledger')).rows[0].n).toBe(acked.length * 1000);
+    expect((await c.query<{ n: number }>('select count(*)::int as n from ledger')).rows[0]!.n).toBe(acked.length * 1000);
     await c.end().catch(() => undefined);
 
     rmSync(ballast);
