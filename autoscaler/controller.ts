@@ -15,6 +15,12 @@ export const FAILURE = {
   exited: 'compute_exited',
 } as const;
 
+/** Where a control action can be held (fault injection for tests): the row already says `starting`/`suspending`. */
+export type ControlPoint = 'wake:starting' | 'suspend:suspending';
+export interface ControlHooks {
+  at(point: ControlPoint, dbId: string): void | Promise<void>;
+}
+
 /** The db left the state this action read it in (another actor moved it): the action stops there. */
 export class DbMovedError extends Error {}
 
@@ -34,7 +40,7 @@ export class ComputeController {
   readonly #roles: ComputeRoleSync;
 
   /** `epoch`: the acting autoscaler's fencing epoch; every state write is a compare-and-set on the one read (DESIGN §3). */
-  constructor(private readonly ctx: RoleContext, private readonly driver: ComputeDriver, private readonly metrics: AutoscalerMetrics, private readonly epoch: () => number) {
+  constructor(private readonly ctx: RoleContext, private readonly driver: ComputeDriver, private readonly metrics: AutoscalerMetrics, private readonly epoch: () => number, private readonly hooks?: ControlHooks) {
     this.#log = ctx.logger.child({ component: 'autoscaler' });
     this.#roles = new ComputeRoleSync(ctx, driver, (dbId, key, fn) => this.exclusive(dbId, key, fn), this.#log);
   }
@@ -170,6 +176,7 @@ export class ComputeController {
     let endpoint;
     try {
       endpoint = await this.driver.start(this.#spec(db));
+      await this.hooks?.at('wake:starting', dbId); // a writer runs, the row still says starting
     } catch (err) {
       this.metrics.computeStarts.inc({ result: 'failed' });
       log.error({ err }, 'compute did not start');
@@ -195,6 +202,7 @@ export class ComputeController {
       case 'running': {
         if (stillIdle && !(await stillIdle(db))) return;
         const suspending = await this.#move(db, 'suspending', { target_scale: 0 });
+        await this.hooks?.at('suspend:suspending', dbId);
         const t0 = performance.now();
         await this.driver.stop(dbId);
         const stopMs = performance.now() - t0;

@@ -5,7 +5,7 @@ import { ControlRequestError, giveTo, INTERNAL_SUPERUSER, randomId, type RoleCon
 import type { ComputeStatus } from './compute-driver.js';
 import { ComputeTemplate } from './compute-template.js';
 import { ControlLease } from './control-lease.js';
-import { ComputeController } from './controller.js';
+import { ComputeController, type ControlHooks } from './controller.js';
 import { SCALE_FAILURE, type HandoffHooks } from './handoff.js';
 import { IdleSuspender } from './idle-suspender.js';
 import { LocalComputeDriver } from './local-compute-driver.js';
@@ -18,7 +18,7 @@ export type { ComputeDriver, ComputeEndpoint, ComputeExit, ComputeSpec, ComputeS
 export { LocalComputeDriver } from './local-compute-driver.js';
 export { ComputeTemplate } from './compute-template.js';
 export { createTenantDatabase, TEMPLATE_DATABASE } from './tenant-database.js';
-export { FAILURE } from './controller.js';
+export { FAILURE, type ControlHooks, type ControlPoint } from './controller.js';
 export { SCALE_FAILURE, CANCELLABLE_STAGES, HANDOFF_STAGES, type HandoffHooks, type HandoffPoint, type HandoffHookInfo } from './handoff.js';
 export { decideScale, type LoadSample, type ScaleDecision, type ScalePolicyInput } from './scale-policy.js';
 export { waitForFreezeBarrier } from './freeze-barrier.js';
@@ -38,6 +38,8 @@ export interface AutoscalerOptions {
   holder?: string;
   /** Fault injection for tests: called at each step of every handoff. */
   handoffHooks?: HandoffHooks;
+  /** Fault injection for tests: called mid-wake and mid-suspend (controller.ts ControlPoint). */
+  controlHooks?: ControlHooks;
 }
 
 /**
@@ -92,7 +94,7 @@ export async function startAutoscaler(ctx: RoleContext, options: AutoscalerOptio
   // Made ahead, so the first db's provision only copies it; only by the lease holder, since a standby may share the computes directory.
   const templateReady = template.ensure().catch((err: Error) => log.error({ err }, 'compute template failed; provisions will retry it'));
   const epoch = () => lease.epoch;
-  const controller = new ComputeController(ctx, driver, metrics, epoch);
+  const controller = new ComputeController(ctx, driver, metrics, epoch, options.controlHooks);
   scaler = new Scaler(ctx, driver, controller, metrics, epoch, options.handoffHooks);
   const stopWatchingExits = driver.onExit((exit) => void controller.computeExited(exit).catch((err: Error) => log.error({ err, db_id: exit.dbId }, 'could not record a compute exit')));
 
