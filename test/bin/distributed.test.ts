@@ -119,11 +119,12 @@ it('rides out a Redis outage: running dbs keep serving new connections, a wake a
   expect(await Promise.all(gateways.map((g) => query(g, running.login)))).toEqual([1, 1]);
   const startsBefore = await computeStarts();
 
-  const outage = shared.redis.restart(2_000); // down for 2 s, back without its data
+  const outage = shared.redis.restart(6_000); // down for 6 s, back without its data
   await new Promise((r) => setTimeout(r, 300));
-  const started = Date.now();
-  expect(await Promise.all(gateways.map((g) => query(g, running.login)))).toEqual([1, 1]);
-  expect(Date.now() - started, 'connections to a running db must not wait for Redis').toBeLessThan(1_500);
+  // Connections to a running db must not wait for Redis: they are served while it is still down.
+  const served = Promise.all(gateways.map((g) => query(g, running.login)));
+  expect(await Promise.race([served.then(() => 'served while Redis was down'), outage.then(() => 'Redis came back first')])).toBe('served while Redis was down');
+  expect(await served).toEqual([1, 1]);
   // The suspended db's first connection needs the autoscaler, reached only through Redis: it waits, then works.
   const woken = query(gateways[1]!, asleep.login);
   await outage;
