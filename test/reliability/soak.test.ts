@@ -8,7 +8,8 @@ import type { TestStack } from '../support/stack.js';
 /**
  * A bounded mixed run through a real gateway and autoscaler (both in this
  * process): short sessions in session and transaction mode, and a db that
- * suspends after a second idle and is woken again by the next client. RSS and
+ * suspends after a second idle and is woken again by the next client, and profile
+ * handoffs (L1 ⇄ L2) of the transaction-mode db under its load. RSS and
  * open file descriptors are sampled every interval; growth that keeps going
  * through the second half of the run fails it. `PGWAKE_SOAK_SECONDS` runs longer.
  */
@@ -39,10 +40,10 @@ setFlagsFromString('--expose-gc');
 const collect = runInNewContext('gc') as () => void;
 
 describe('soak', () => {
-  it(`${SECONDS} s of connects, disconnects, wakes and suspends: RSS and fds stay bounded, no client error`, async () => {
+  it(`${SECONDS} s of connects, disconnects, wakes, suspends and handoffs: RSS and fds stay bounded, no client error`, async () => {
     const deadline = Date.now() + SECONDS * 1000;
     const errors: string[] = [];
-    const counts = { sessions: 0, queries: 0 };
+    const counts = { sessions: 0, queries: 0, handoffs: 0 };
     const wakesBefore = await startsOf(stack, sleepyDb);
 
     const shortSessions = async (t: TenantDb, queries: number, pauseMs: number) => {
@@ -65,6 +66,31 @@ describe('soak', () => {
       }
     };
 
+    // What PATCH size does for a running db: ask for the other profile, then wait for the handoff to end.
+    const handoffs = async () => {
+      await sleep(2_000);
+      while (Date.now() < deadline - 8_000) {
+        const current = (await stack.ctx.catalog.dbs.byId(txDb.db.id))!;
+        const to = current.current_profile === 'L1' ? 'L2' : 'L1';
+        const asked = await stack.ctx.catalog.dbs.update(txDb.db.id, { size: to, target_profile: to }, { states: ['running'], scaleStates: ['STABLE'] });
+        if (!asked) {
+          await sleep(200); // suspended between clients, or still settling: try again
+          continue;
+        }
+        for (;;) {
+          const db = (await stack.ctx.catalog.dbs.byId(txDb.db.id))!;
+          if (db.scale_state === 'FAILED') {
+            errors.push(`handoff to ${to} failed: ${db.scale_failure_reason}`);
+            return;
+          }
+          if (db.scale_state === 'STABLE' && db.current_profile === to) break;
+          await sleep(100);
+        }
+        counts.handoffs++;
+        await sleep(1_000);
+      }
+    };
+
     const samples: { rss: number; heap: number; fds: number }[] = [];
     const sampler = (async () => {
       while (Date.now() < deadline) {
@@ -82,6 +108,7 @@ describe('soak', () => {
       shortSessions(txDb, 20, 0),
       // Idle for longer than its suspend timeout between clients: most of these sessions wake it.
       shortSessions(sleepyDb, 1, 2_500),
+      handoffs(),
     ]);
     await sampler;
     const wakes = (await startsOf(stack, sleepyDb)) - wakesBefore;
@@ -92,12 +119,13 @@ describe('soak', () => {
     const second = samples.slice(half);
     const peak = (s: typeof samples, k: 'rss' | 'heap' | 'fds') => Math.max(...s.map((x) => x[k]));
     console.log(
-      `soak: ${SECONDS} s, ${counts.sessions} sessions, ${counts.queries} queries, ${wakes} wakes of the sleepy db, ${errors.length} errors; ` +
+      `soak: ${SECONDS} s, ${counts.sessions} sessions, ${counts.queries} queries, ${wakes} wakes of the sleepy db, ${counts.handoffs} handoffs, ${errors.length} errors; ` +
         `RSS MB ${samples.map((s) => mb(s.rss)).join(' ')}; heap+buffers MB ${samples.map((s) => mb(s.heap)).join(' ')}; fds ${samples.map((s) => s.fds).join(' ')}`,
     );
     expect(errors).toEqual([]);
     expect(counts.sessions).toBeGreaterThan(SECONDS * 5);
     expect(wakes).toBeGreaterThanOrEqual(Math.floor(SECONDS / 10));
+    expect(counts.handoffs).toBeGreaterThanOrEqual(2);
     // Bounded: the second half peaks no higher than the first half plus a margin (a leak of one socket or
     // a few KB per session would pass it many times over in this many sessions).
     expect(peak(second, 'fds')).toBeLessThanOrEqual(peak(first, 'fds') + 10);
