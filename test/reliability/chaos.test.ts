@@ -4,7 +4,8 @@ import path from 'node:path';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freePort, giveTo, initDataDir, PostgresServer, postgresBinDir, processOwnerFor } from '../../core/postgres/index.js';
-import { createTenantDb, dbRow, pgClient, startGatewayStack, waitFor, type TenantDb } from '../gateway/support.js';
+import { spawn } from 'node:child_process';
+import { createTenantDb, dbRow, pgClient, run, startGatewayStack, waitFor, type TenantDb } from '../gateway/support.js';
 import { ApiClient, expectError } from '../control-api/client.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
 
@@ -85,6 +86,16 @@ describe('chaos: kill -9 of a compute under a write load', () => {
     await setup.query('create table ledger (id text primary key, at timestamptz default now())');
     await setup.end();
 
+    // pgbench's read-write load through the gateway beside the writers that record what was acknowledged.
+    const pgbenchEnv = { ...process.env, PGPASSWORD: t.password, PGSSLMODE: 'disable' };
+    const pgbenchArgs = ['-h', '127.0.0.1', '-p', String(stack.gateway!.port), '-U', t.tenant.pg_user, t.db.name];
+    await run('pgbench', ['-i', '-q', ...pgbenchArgs], { env: pgbenchEnv });
+    const pgbench = spawn('pgbench', ['-n', '-c', '4', '-T', '60', ...pgbenchArgs], { env: pgbenchEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    let pgbenchOutput = '';
+    pgbench.stdout!.on('data', (d: Buffer) => (pgbenchOutput += d.toString()));
+    pgbench.stderr!.on('data', (d: Buffer) => (pgbenchOutput += d.toString()));
+    const pgbenchDone = new Promise<number | null>((resolve) => pgbench.once('exit', resolve));
+
     const writers = new LedgerWriters(() => pgClient(stack, t));
     writers.start(4);
     await writers.progress(200);
@@ -110,6 +121,12 @@ describe('chaos: kill -9 of a compute under a write load', () => {
     await writers.progress(200, 60_000);
     await writers.stop();
     expect(writers.errors.length).toBeGreaterThan(0);
+    // pgbench's clients lose their sessions with the compute: it stops with an error, as any client would.
+    const pgbenchCode = await Promise.race([pgbenchDone, new Promise<'still running'>((r) => setTimeout(() => r('still running'), 30_000))]);
+    pgbench.kill();
+    expect(pgbenchCode, pgbenchOutput).not.toBe(0);
+    expect(pgbenchCode, pgbenchOutput).not.toBe('still running');
+    expect(pgbenchOutput).toMatch(/terminating connection|server closed the connection|aborted/i);
     const newPid = stack.autoscaler!.describeCompute(t.db.id).pid;
     expect(newPid).toBeGreaterThan(0);
     expect(newPid).not.toBe(pid);
@@ -120,7 +137,7 @@ describe('chaos: kill -9 of a compute under a write load', () => {
     expect(await missingFrom(check, writers.acked)).toEqual([]);
     expect((await check.query("select count(*)::int as n from ledger where id = 'uncommitted'")).rows[0].n).toBe(openCommitted ? 1 : 0);
     await check.end();
-    console.log(`chaos/compute: ${ackedAtKill} commits acknowledged before kill -9, ${writers.acked.size} in all, all present; the transaction open at the kill ${openCommitted ? 'committed (kept)' : 'failed (not kept)'}; client errors: ${writers.errors.length} (${[...new Set(writers.errors)].join(' | ')})`);
+    console.log(`chaos/compute: pgbench exited ${pgbenchCode}; ${ackedAtKill} commits acknowledged before kill -9, ${writers.acked.size} in all, all present; the transaction open at the kill ${openCommitted ? 'committed (kept)' : 'failed (not kept)'}; client errors: ${writers.errors.length} (${[...new Set(writers.errors)].join(' | ')})`);
   }, 120_000);
 });
 
