@@ -355,6 +355,8 @@ export class LocalComputeDriver implements ComputeDriver {
         reject(new Error(`the candidate exited during promotion\n${c.server.lastLog}`));
       });
     });
+    // If signalling fails below, nobody awaits `ready`; its later rejection must not go unhandled.
+    ready.catch(() => undefined);
     const promoteFile = path.join(c.dir, 'promote');
     await writeFile(promoteFile, '');
     await giveTo(this.o.owner, promoteFile);
