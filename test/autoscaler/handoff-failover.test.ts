@@ -1,37 +1,15 @@
-import { spawn } from 'node:child_process';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAutoscaler, type AutoscalerRole, type HandoffPoint } from '../../autoscaler/index.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
+import { killChildAutoscalerAt } from '../support/child-autoscaler.js';
 import { connectAsTenant, createTenantDb, dbRow, waitFor, type TenantDb } from './fixtures.js';
 import { HANDOFF_TEST_ENV, writersUnder } from './handoff-support.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-
 /** Runs an autoscaler in its own process until its handoff of `dbId` reaches `point`, then kills it (SIGKILL): what it ran keeps running. */
-async function killAutoscalerAt(stack: TestStack, dbId: string, point: HandoffPoint): Promise<void> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'test', 'autoscaler', 'autoscaler-process.ts')], {
-    cwd: ROOT,
-    env: { ...process.env, ...HANDOFF_TEST_ENV, PGWAKE_DATA_DIR: stack.dataDir, CATALOG_URL: stack.catalogUrl, PGWAKE_LOG_LEVEL: 'error', HANDOFF_DB: dbId, HANDOFF_TO: 'L2', HANG_AT: point },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`the child autoscaler did not reach ${point}:\n${output}`)), 60_000);
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      if (output.includes(`REACHED ${point}`)) {
-        clearTimeout(timer);
-        resolve();
-      }
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`the child autoscaler exited (${code}):\n${output}`)));
-  });
-  child.kill('SIGKILL');
-  await new Promise((resolve) => child.once('exit', resolve));
+function killAutoscalerAt(stack: TestStack, dbId: string, point: HandoffPoint): Promise<void> {
+  const env = { ...HANDOFF_TEST_ENV, PGWAKE_DATA_DIR: stack.dataDir, CATALOG_URL: stack.catalogUrl, HANDOFF_DB: dbId, HANDOFF_TO: 'L2' };
+  return killChildAutoscalerAt('test/autoscaler/autoscaler-process.ts', env, point, 60_000);
 }
 
 describe('autoscaler: killed mid-handoff, the next one finishes or rolls back what it finds', () => {

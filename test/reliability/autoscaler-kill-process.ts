@@ -6,39 +6,12 @@
  * the test's catalog in CATALOG_URL.
  */
 import { startAutoscaler } from '../../autoscaler/index.js';
-import {
-  Catalog,
-  createLogger,
-  createMetricsRegistry,
-  InProcessCoordinator,
-  loadConfig,
-  loadOrCreateSecretKey,
-  postgresBinDir,
-  processOwnerFor,
-  SecretBox,
-  type RoleContext,
-} from '../../core/index.js';
+import { childAutoscalerContext, hangAtNamedPoint } from '../support/child-autoscaler.js';
 
-const config = loadConfig();
-const coordinator = new InProcessCoordinator();
-const ctx: RoleContext = {
-  config,
-  catalog: await Catalog.open(config.catalogUrl!, coordinator),
-  coordinator,
-  secrets: new SecretBox(loadOrCreateSecretKey(config.secretKey, config.dataDir)),
-  logger: createLogger(config.logLevel, 'pgwake-test-child'),
-  metrics: createMetricsRegistry(),
-  binDir: postgresBinDir(config.pgBin),
-  owner: processOwnerFor(config.computeOsUser),
-};
-const hangAt = process.env.HANG_AT;
+const ctx = await childAutoscalerContext();
 await startAutoscaler(ctx, {
   controlHooks: {
-    async at(point) {
-      if (point !== hangAt) return;
-      process.stdout.write(`REACHED ${point}\n`);
-      await new Promise(() => {});
-    },
+    at: hangAtNamedPoint,
   },
 });
 const dbId = process.env.KILL_DB!;

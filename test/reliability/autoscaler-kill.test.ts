@@ -1,37 +1,15 @@
-import { spawn } from 'node:child_process';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAutoscaler, type AutoscalerRole, type ControlPoint } from '../../autoscaler/index.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
+import { killChildAutoscalerAt } from '../support/child-autoscaler.js';
 import { connectAsTenant, createTenantDb, dbRow, type TenantDb } from '../autoscaler/fixtures.js';
 import { writersUnder } from '../autoscaler/handoff-support.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-
 /** Runs an autoscaler in its own process until its wake (or suspend) of `dbId` reaches `point`, then SIGKILLs it: the writer it started keeps running. */
-async function killAutoscalerAt(stack: TestStack, dbId: string, action: 'wake' | 'suspend', point: ControlPoint): Promise<void> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'test', 'reliability', 'autoscaler-kill-process.ts')], {
-    cwd: ROOT,
-    env: { ...process.env, PGWAKE_DATA_DIR: stack.dataDir, CATALOG_URL: stack.catalogUrl, PGWAKE_LOG_LEVEL: 'error', KILL_DB: dbId, KILL_ACTION: action, HANG_AT: point },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`the child autoscaler did not reach ${point}:\n${output}`)), 40_000);
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      if (output.includes(`REACHED ${point}`)) {
-        clearTimeout(timer);
-        resolve();
-      }
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`the child autoscaler exited (${code}):\n${output}`)));
-  });
-  child.kill('SIGKILL');
-  await new Promise((resolve) => child.once('exit', resolve));
+function killAutoscalerAt(stack: TestStack, dbId: string, action: 'wake' | 'suspend', point: ControlPoint): Promise<void> {
+  const env = { PGWAKE_DATA_DIR: stack.dataDir, CATALOG_URL: stack.catalogUrl, KILL_DB: dbId, KILL_ACTION: action };
+  return killChildAutoscalerAt('test/reliability/autoscaler-kill-process.ts', env, point, 40_000);
 }
 
 describe('reliability: autoscaler killed -9 mid-wake and mid-suspend, a new one converges', () => {
