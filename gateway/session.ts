@@ -23,6 +23,9 @@ import type { TlsSetup } from './tls.js';
 import { authenticationOk, backendKeyData, negotiateProtocolVersion, readyForQuery } from './wire/backend-messages.js';
 import type { PacketReader } from './wire/packet-reader.js';
 
+/** How long a new session waits for its activity report to reach the coordinator before going on. */
+const REPORT_WAIT_MS = 1_000;
+
 /** Everything a client session uses, built once by `startGateway`. */
 export interface GatewayDeps {
   config: Config;
@@ -119,7 +122,8 @@ export async function serveClient(raw: Socket, deps: GatewayDeps): Promise<void>
       greeting = Buffer.concat([...welcomeFor(welcome, params), backendKeyData(cancelKey.processId, cancelKey.secretKey), readyForQuery('I')]);
     } else {
       // Reported before the route is read: an autoscaler that set `suspending` and looks again sees this client.
-      await untilAborted(activity.reported(), clientLeft.signal);
+      // Bounded: with the coordinator unreachable no autoscaler can act either, and running dbs must keep serving.
+      await untilAborted(Promise.race([activity.reported(), new Promise<void>((r) => setTimeout(r, REPORT_WAIT_MS).unref())]), clientLeft.signal);
       await deps.freezes.waitLifted(db.id, db.name, clientLeft.signal);
       const connectDeps = { ...deps, logger: log, timeoutMs: deps.config.wakeTimeoutMs };
       const { server: conn, woke } = await connectCompute(db, login, connectDeps, clientLeft.signal);
