@@ -3,7 +3,7 @@ import { CANCELLABLE_SCALE_STATES, PROFILE_NAMES, PROFILES, type Config, type Db
 import type { ComputeDriver, ComputeStatus } from './compute-driver.js';
 import { gatewaysHoldingFreeze, waitForFreezeBarrier } from './freeze-barrier.js';
 import type { Lsn } from './lsn.js';
-import type { AutoscalerMetrics } from './metrics.js';
+import type { AutoscalerMetrics, HandoffFreezeStep } from './metrics.js';
 
 /** Why a handoff ended in FAILED, as `scale_failure_reason` says it. */
 export const SCALE_FAILURE = {
@@ -69,6 +69,38 @@ export function profileRank(p: ProfileName): number {
 export function cooldownUntil(config: Config, from: ProfileName, to: ProfileName, now = Date.now()): string {
   const seconds = profileRank(to) > profileRank(from) ? config.scaleDownCooldownAfterUpSeconds : config.scaleDownCooldownAfterDownSeconds;
   return new Date(now + seconds * 1000).toISOString();
+}
+
+/**
+ * Where the freeze window's time goes, step by step. Test hooks between the
+ * steps are left out (`restart`), so the steps add up to the freeze as clients
+ * see it only when no hook waits.
+ */
+class FreezeSteps {
+  #last = performance.now();
+  /** Once FROZEN is written: where the freeze window starts. */
+  #frozenAt = this.#last;
+  #steps = new Map<HandoffFreezeStep, number>();
+
+  done(step: HandoffFreezeStep): void {
+    const now = performance.now();
+    this.#steps.set(step, now - this.#last);
+    this.#last = now;
+    if (step === 'frozen_write') this.#frozenAt = now;
+  }
+
+  restart(): void {
+    this.#last = performance.now();
+  }
+
+  entries(): [HandoffFreezeStep, number][] {
+    return [...this.#steps];
+  }
+
+  /** FROZEN written to now. */
+  totalMs(): number {
+    return performance.now() - this.#frozenAt;
+  }
 }
 
 /** A handoff stops here; `reason` goes into `scale_failure_reason` unless the db can no longer be written. */
@@ -161,21 +193,23 @@ export class ProfileHandoff {
       });
 
       // FROZEN: new checkouts wait everywhere; the barrier waits for the ones in flight.
+      const steps = new FreezeSteps();
       const generation = this.#db.freeze_generation + 1;
       await this.#write('FROZEN', { freeze_new_checkouts: true, freeze_generation: generation }, config.handoffDrainTimeoutMs);
-      const frozenAt = performance.now();
+      steps.done('frozen_write');
       signal = this.#stageSignal(config.handoffDrainTimeoutMs);
       await this.#during(signal, SCALE_FAILURE.drainTimeout, SCALE_FAILURE.drainTimeout, () => this.#hook('FROZEN'));
       await this.#drain(generation, signal);
-      const drainedAt = performance.now();
+      steps.done('drain');
 
       // CUTOVER
       await this.#write('CUTOVER', {}, config.handoffCutoverTimeoutMs, { scaleStates: ['FROZEN'] });
+      steps.done('cutover_write');
       this.#pastCancel = true;
       signal = this.#stageSignal(config.handoffCutoverTimeoutMs);
       await this.#during(signal, SCALE_FAILURE.cutoverTimeout, SCALE_FAILURE.fenceFailed, () => this.#hook('CUTOVER'));
       let fencedAt: Lsn;
-      const fenceStarted = performance.now();
+      steps.restart();
       try {
         fencedAt = await driver.fenceWriter(this.dbId);
       } catch (err) {
@@ -183,25 +217,30 @@ export class ProfileHandoff {
         throw new HandoffFailure(SCALE_FAILURE.fenceFailed, (err as Error).message);
       }
       this.#reach = 'fenced';
-      const fencedMs = performance.now() - fenceStarted;
+      steps.done('fence');
       await this.#during(signal, SCALE_FAILURE.cutoverTimeout, SCALE_FAILURE.promoteFailed, () => this.#hook('fenced'));
-      const promoteStarted = performance.now();
+      steps.restart();
       await this.#during(signal, SCALE_FAILURE.cutoverTimeout, SCALE_FAILURE.promoteFailed, () => driver.promoteCandidate(this.dbId, fencedAt, signal));
-      const promotedMs = performance.now() - promoteStarted;
+      steps.done('promote');
       await this.#during(signal, SCALE_FAILURE.cutoverTimeout, SCALE_FAILURE.promoteFailed, () => this.#hook('promoted'));
+      steps.restart();
       const endpoint = await driver.adoptCandidate(this.dbId);
       this.#reach = 'adopted';
+      steps.done('adopt');
       await this.#hook('adopted');
+      steps.restart();
       // One write: the new route and writer term, and the freeze lifted; gateways send waiting checkouts there.
       await this.#write(null, { compute_host: endpoint.host, compute_port: endpoint.port, worker_id: endpoint.workerId, writer_term: term, current_profile: this.to, freeze_new_checkouts: false }, undefined, {}, 'db.scale.route_switched');
-      const freezeSeconds = (performance.now() - frozenAt) / 1000;
+      steps.done('route_write');
+      const freezeSeconds = steps.totalMs() / 1000;
       this.deps.metrics.handoffFreezeSeconds.observe(freezeSeconds);
+      for (const [step, ms] of steps.entries()) this.deps.metrics.handoffStepSeconds.observe({ step }, ms / 1000);
       await driver.finishHandoff(this.dbId).catch((err: Error) => this.#log.warn({ err }, 'could not tidy up after the handoff (the next handoff or restart removes what is left)'));
       const done = await this.#write('STABLE', { candidate_profile: null, candidate_worker_id: null, candidate_writer_term: null, autoscale_cooldown_until: cooldownUntil(config, from, this.to) }, null);
       this.#finished('stable', 'none');
       const ms = (v: number) => Math.round(v * 10) / 10;
       this.#log.info(
-        { scale_state: 'STABLE', writer_term: term, freeze_ms: ms(freezeSeconds * 1000), drain_ms: ms(drainedAt - frozenAt), fence_ms: ms(fencedMs), promote_ms: ms(promotedMs), handoff_ms: Math.round(performance.now() - this.#started) },
+        { scale_state: 'STABLE', writer_term: term, freeze_ms: ms(freezeSeconds * 1000), ...Object.fromEntries(steps.entries().map(([step, v]) => [`${step}_ms`, ms(v)])), handoff_ms: Math.round(performance.now() - this.#started) },
         'handoff finished',
       );
       return done;

@@ -2,6 +2,10 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { DB_STATES, SCALE_STATES, type DbRecord } from '../core/index.js';
 import { SCALE_FAILURE } from './handoff.js';
 
+/** The steps of a handoff's freeze window, in order (`pgwake_handoff_step_seconds`). */
+export const HANDOFF_FREEZE_STEPS = ['frozen_write', 'drain', 'cutover_write', 'fence', 'promote', 'adopt', 'route_write'] as const;
+export type HandoffFreezeStep = (typeof HANDOFF_FREEZE_STEPS)[number];
+
 export const SUSPEND_REASONS = ['idle', 'request', 'shutdown'] as const;
 export type SuspendReason = (typeof SUSPEND_REASONS)[number];
 
@@ -27,11 +31,12 @@ export class AutoscalerMetrics {
   readonly handoffs: Counter<'result' | 'reason'>;
   readonly handoffSeconds: Histogram<'result'>;
   readonly handoffFreezeSeconds: Histogram;
+  readonly handoffStepSeconds: Histogram<'step'>;
   readonly scaleDecisions: Counter<'direction'>;
 
   constructor(registry: Registry, sources: AutoscalerMetricSources) {
     // A role restarted on the same registry replaces its metrics rather than failing on duplicates.
-    for (const name of ['pgwake_compute_starts_total', 'pgwake_compute_start_seconds', 'pgwake_db_provision_seconds', 'pgwake_suspends_total', 'pgwake_compute_unexpected_exits_total', 'pgwake_dbs', 'pgwake_dbs_by_scale_state', 'pgwake_db_info', 'pgwake_autoscaler_leader', 'pgwake_autoscaler_lease_control_epoch', 'pgwake_computes_running', 'pgwake_handoffs_total', 'pgwake_handoff_seconds', 'pgwake_handoff_freeze_seconds', 'pgwake_scale_decisions_total']) {
+    for (const name of ['pgwake_compute_starts_total', 'pgwake_compute_start_seconds', 'pgwake_db_provision_seconds', 'pgwake_suspends_total', 'pgwake_compute_unexpected_exits_total', 'pgwake_dbs', 'pgwake_dbs_by_scale_state', 'pgwake_db_info', 'pgwake_autoscaler_leader', 'pgwake_autoscaler_lease_control_epoch', 'pgwake_computes_running', 'pgwake_handoffs_total', 'pgwake_handoff_seconds', 'pgwake_handoff_freeze_seconds', 'pgwake_handoff_step_seconds', 'pgwake_scale_decisions_total']) {
       registry.removeSingleMetric(name);
     }
     const registers = [registry];
@@ -70,6 +75,13 @@ export class AutoscalerMetrics {
       buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers,
     });
+    this.handoffStepSeconds = new Histogram({
+      name: 'pgwake_handoff_step_seconds',
+      help: 'Steps of the freeze window of finished handoffs: where the time between FROZEN and the lift goes.',
+      labelNames: ['step'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    });
     this.scaleDecisions = new Counter({ name: 'pgwake_scale_decisions_total', help: 'Handoffs the scaling policy asked for, by direction (up, down).', labelNames: ['direction'], registers });
     // Known label values start at 0, so the first event is an increase rate() sees (not a series appearing at 1).
     for (const result of ['ok', 'failed']) this.computeStarts.inc({ result }, 0);
@@ -78,6 +90,7 @@ export class AutoscalerMetrics {
     for (const reason of Object.values(SCALE_FAILURE)) this.handoffs.inc({ result: 'failed', reason }, 0);
     for (const result of ['stable', 'failed']) this.handoffSeconds.zero({ result });
     for (const result of ['ok', 'failed']) this.provisionSeconds.zero({ result });
+    for (const step of HANDOFF_FREEZE_STEPS) this.handoffStepSeconds.zero({ step });
     for (const direction of ['up', 'down']) this.scaleDecisions.inc({ direction }, 0);
     new Gauge({
       name: 'pgwake_computes_running',
