@@ -6,6 +6,8 @@ import type { Scenario } from '../scenario.js';
 import { median, percentile, round } from '../stats.js';
 
 const CLIENTS = 20;
+/** The steps of the freeze window the autoscaler times, in order (autoscaler/metrics.ts HANDOFF_FREEZE_STEPS). */
+const STEP_NAMES = ['frozen_write', 'drain', 'cutover_write', 'fence', 'promote', 'adopt', 'route_write'];
 const BUCKET_MS = 100;
 
 /** What the catalog recorded of one handoff: stage times from its events (the catalog's own clock). */
@@ -19,6 +21,8 @@ interface HandoffRecord {
   totalMs: number;
   frozenAt: number;
   liftedAt: number;
+  /** The autoscaler's own timing of each freeze-window step (pgwake_handoff_step_seconds), ms; empty for a failed handoff. */
+  steps: Record<string, number>;
 }
 
 interface ScaleEvent {
@@ -97,6 +101,7 @@ class ScaleEvents {
       totalMs: end.at - own[0]!.at,
       frozenAt: frozen?.at ?? Number.NaN,
       liftedAt: lifted?.at ?? Number.NaN,
+      steps: {},
     };
   }
 
@@ -104,6 +109,14 @@ class ScaleEvents {
     this.#abort.abort();
     return this.#reading;
   }
+}
+
+/** `pgwake_handoff_step_seconds_sum` by step, ms: one handoff at a time, so the change over a handoff is its own step times. */
+async function stepSums(metricsPort: number): Promise<Record<string, number>> {
+  const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  const sums: Record<string, number> = {};
+  for (const m of text.matchAll(/^pgwake_handoff_step_seconds_sum\{step="([a-z_]+)"\} (\S+)$/gm)) sums[m[1]!] = Number(m[2]) * 1000;
+  return sums;
 }
 
 /** `CLIENTS` clients through the gateway committing one numbered row at a time; every commit's time and every error kept. */
@@ -189,12 +202,15 @@ async function runMode(pgwake: PgwakeProcess, account: Account, mode: 'transacti
     for (let i = 0; i < rounds; i++) {
       const to = i % 2 === 0 ? 'L2' : 'L1';
       progress(`${mode} mode: handoff ${i + 1}/${rounds} to ${to}`, base + (i / rounds) * 0.5);
+      const sumsBefore = await stepSums(pgwake.metricsPort);
       await account.api('PATCH', `/v2/tenants/${tenant}/dbs/app`, { size: to });
       const deadline = Date.now() + 120_000;
       let record: HandoffRecord | null = null;
       while (!(record = events.handoff(i)) && Date.now() < deadline) await sleep(50);
       if (!record) throw new Error(`${mode} mode: handoff ${i + 1} did not end within 120 s`);
-      handoffs.push({ ...record, to });
+      const sumsAfter = await stepSums(pgwake.metricsPort);
+      const steps = Object.fromEntries(Object.keys(sumsAfter).map((k) => [k, sumsAfter[k]! - (sumsBefore[k] ?? 0)]));
+      handoffs.push({ ...record, to, steps: record.result === 'stable' ? steps : {} });
       // A failed handoff leaves the db at its profile: ask for the same one again next round.
       if (record.result === 'failed') await sleep(200);
       await sleep(1500); // steady state again before the next one
@@ -274,6 +290,14 @@ export const handoffScenario: Scenario = {
                 round(median(r.dips), 2),
                 r.errors.length === 0 ? 0 : `${r.errors.length} (${[...new Set(r.errors.map((e) => e.code))].join(', ')})`,
               ];
+            }),
+          },
+          {
+            title: 'Freeze window by step (the autoscaler’s own timing, pgwake_handoff_step_seconds), stable handoffs: p50 / p99 ms',
+            columns: ['pool mode', ...STEP_NAMES],
+            rows: results.map((r) => {
+              const ok = r.handoffs.filter((h) => h.result === 'stable' && Object.keys(h.steps).length > 0);
+              return [r.mode, ...STEP_NAMES.map((step) => (ok.length === 0 ? '—' : `${round(percentile(ok.map((h) => h.steps[step] ?? 0), 50), 1)} / ${round(percentile(ok.map((h) => h.steps[step] ?? 0), 99), 1)}`))];
             }),
           },
           {
