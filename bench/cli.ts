@@ -9,10 +9,11 @@ import { connectionRateScenario } from './scenarios/connection-rate.js';
 import { handoffScenario } from './scenarios/handoff.js';
 import { idleConnectionsScenario } from './scenarios/idle-connections.js';
 import { poolingScenario } from './scenarios/pooling.js';
+import { scaleOutScenario } from './scenarios/scale-out.js';
 import { throughputScenario } from './scenarios/throughput.js';
 import { wakeScenario } from './scenarios/wake.js';
 
-const SCENARIOS: Scenario[] = [wakeScenario, throughputScenario, connectionRateScenario, idleConnectionsScenario, handoffScenario, poolingScenario];
+const SCENARIOS: Scenario[] = [wakeScenario, throughputScenario, connectionRateScenario, idleConnectionsScenario, handoffScenario, poolingScenario, scaleOutScenario];
 const RESULTS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'results');
 
 /** `pgwake bench [--quick] [scenario…]`: runs the scenarios and writes a JSON and a Markdown report. */
