@@ -85,10 +85,21 @@ export function parseTransactionLog(text: string): number[] {
   return latencies;
 }
 
+/**
+ * How long a run lasts: `seconds` (-T), or `transactionsPerClient` (-t): a fixed
+ * amount of work, which a short (quick) run finishes without rounding up to a whole second.
+ */
+export type RunLength = { seconds: number; transactionsPerClient?: never } | { transactionsPerClient: number; seconds?: never };
+
+/** "-T 5" or "-t 400": the run length as the pgbench option, for report titles. */
+export function describeRunLength(l: RunLength): string {
+  return l.seconds !== undefined ? `-T ${l.seconds}` : `-t ${l.transactionsPerClient}`;
+}
+
 /** One pgbench run; `extra` carries -S, -M, -C and the like. */
 export async function pgbench(
   t: PgbenchTarget,
-  o: { clients: number; seconds: number; extra?: string[]; threads?: number; progressSeconds?: number; latencySampleRate?: number },
+  o: RunLength & { clients: number; extra?: string[]; threads?: number; progressSeconds?: number; latencySampleRate?: number },
 ): Promise<PgbenchRun> {
   const threads = o.threads ?? Math.min(o.clients, 2);
   const logDir = o.latencySampleRate ? await mkdtemp(path.join(tmpdir(), 'pgwake-bench-pgbench-')) : undefined;
@@ -99,7 +110,7 @@ export async function pgbench(
   try {
     const { stdout, stderr } = await run(
       'pgbench',
-      ['-n', '-c', String(o.clients), '-j', String(threads), '-T', String(o.seconds), ...optional, ...(o.extra ?? []), ...args(t), t.database],
+      ['-n', '-c', String(o.clients), '-j', String(threads), ...(o.seconds !== undefined ? ['-T', String(o.seconds)] : ['-t', String(o.transactionsPerClient)]), ...optional, ...(o.extra ?? []), ...args(t), t.database],
       { env: env(t), maxBuffer: 16 * 1024 * 1024 },
     ).catch((err: Error & { stderr?: string; stdout?: string }) => {
       throw new Error(`pgbench failed: ${err.stderr?.trim().split('\n').slice(-5).join('\n') || err.message}`);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parsePgbenchSummary, parseProgressLines, parseTransactionLog } from '../../bench/tools/pgbench.js';
+import { describeRunLength, parsePgbenchSummary, parseProgressLines, parseTransactionLog } from '../../bench/tools/pgbench.js';
 
 // Captured from pgbench 15.18 against a Postgres 18 compute.
 const SUMMARY = `pgbench (15.18 (Debian 15.18-0+deb12u1), server 18.4)
@@ -58,5 +58,10 @@ describe('pgbench output', () => {
   it('reads -l transaction logs in ms and skips failed transactions', () => {
     const log = ['0 132 318 0 1795505041 134151', '1 832 49 0 1795505041 224585', '1 833 failed 0 1795505041 224999', ''].join('\n');
     expect(parseTransactionLog(log)).toEqual([0.318, 0.049]);
+  });
+
+  it('names a run length as the pgbench option that sets it', () => {
+    expect(describeRunLength({ seconds: 5 })).toBe('-T 5');
+    expect(describeRunLength({ transactionsPerClient: 300 })).toBe('-t 300');
   });
 });
