@@ -1,11 +1,14 @@
 import { PgBouncer, pgbouncerInstalled } from '../fixtures/pgbouncer.js';
 import { PgwakeProcess } from '../fixtures/pgwake-process.js';
-import type { Scenario } from '../scenario.js';
-import { round, spread } from '../stats.js';
-import { pgbench, pgbenchInit, type PgbenchTarget } from '../tools/pgbench.js';
+import { DIRECT, systemName } from '../fixtures/compared-systems.js';
+import type { HeadlineRatio, Scenario } from '../scenario.js';
+import { formatRatio, ratioSpread, round, spread } from '../stats.js';
+import { describeRunLength, pgbench, pgbenchInit, type PgbenchTarget, type RunLength } from '../tools/pgbench.js';
 
 const CLIENTS = 50;
 const POOL_SIZE = 10;
+const POOLED = systemName('pgwake', 'transaction');
+const BOUNCER = systemName('pgbouncer', 'transaction');
 
 /** What each run of pgbench -S does besides select-only: the protocol, and a new connection per transaction. */
 const VARIANTS: { name: string; extra: string[] }[] = [
@@ -13,6 +16,9 @@ const VARIANTS: { name: string; extra: string[] }[] = [
   { name: 'extended', extra: ['-S', '-M', 'extended'] },
   { name: 'simple, -C', extra: ['-S', '-M', 'simple', '-C'] },
 ];
+/** Quick: the simple protocol only (connection-rate measures -C), a fixed number of transactions per client. */
+const QUICK_VARIANTS = VARIANTS.filter((v) => v.name === 'simple');
+const QUICK_TRANSACTIONS = 150;
 
 /**
  * Transaction pooling (issue 4): pgbench -S -c 50 over a pool of 10 server
@@ -25,8 +31,9 @@ export const poolingScenario: Scenario = {
   name: 'pooling',
   title: `Transaction pooling: pgbench -S -c ${CLIENTS} over a pool of ${POOL_SIZE}`,
   async run(ctx) {
-    const rounds = ctx.quick ? 2 : 5;
-    const seconds = ctx.quick ? 4 : 10;
+    const rounds = ctx.quick ? 3 : 5;
+    const length: RunLength = ctx.quick ? { transactionsPerClient: QUICK_TRANSACTIONS } : { seconds: 10 };
+    const variants = ctx.quick ? QUICK_VARIANTS : VARIANTS;
     const pgwake = await PgwakeProcess.start();
     let bouncer: PgBouncer | undefined;
     const notes: string[] = [];
@@ -37,27 +44,27 @@ export const poolingScenario: Scenario = {
       await pgbenchInit(viaGateway);
       const direct = await pgwake.directTarget(db!);
       const systems: [string, PgbenchTarget][] = [
-        ['direct Postgres', direct],
-        ['pgwake (transaction)', viaGateway],
+        [DIRECT, direct],
+        [POOLED, viaGateway],
       ];
       if (pgbouncerInstalled()) {
         bouncer = await PgBouncer.start(direct, { poolMode: 'transaction', poolSize: POOL_SIZE });
-        systems.push(['PgBouncer (transaction)', bouncer.target(direct)]);
+        systems.push([BOUNCER, bouncer.target(direct)]);
       } else {
         notes.push('PgBouncer is not installed (`apt-get install pgbouncer`): its column is left out.');
       }
       const tps = new Map<string, number[]>();
       const failed = new Map<string, number>();
       const key = (variant: string, system: string) => `${variant} | ${system}`;
-      const total = rounds * VARIANTS.length * systems.length;
+      const total = rounds * variants.length * systems.length;
       let done = 0;
       for (let r = 0; r < rounds; r++) {
-        for (const variant of VARIANTS) {
+        for (const variant of variants) {
           // Rotate the order each round so no system always runs first (warm caches, drift).
           const order = systems.map((_, i) => systems[(i + r) % systems.length]!);
           for (const [name, target] of order) {
             ctx.progress(`round ${r + 1}/${rounds}: ${variant.name}: ${name} (${++done}/${total})`);
-            const result = await pgbench(target, { clients: CLIENTS, seconds, extra: variant.extra });
+            const result = await pgbench(target, { clients: CLIENTS, ...length, extra: variant.extra });
             const k = key(variant.name, name);
             tps.set(k, [...(tps.get(k) ?? []), result.tps]);
             failed.set(k, (failed.get(k) ?? 0) + result.failed);
@@ -65,19 +72,22 @@ export const poolingScenario: Scenario = {
         }
       }
       const rows: (string | number)[][] = [];
-      for (const variant of VARIANTS) {
-        const base = spread(tps.get(key(variant.name, 'direct Postgres'))!).median;
-        const bouncerTps = bouncer ? spread(tps.get(key(variant.name, 'PgBouncer (transaction)'))!).median : Number.NaN;
+      const ratios: HeadlineRatio[] = [];
+      for (const variant of variants) {
+        const runs = (system: string) => tps.get(key(variant.name, system))!;
+        const measure = `TPS, pgbench -S -c ${CLIENTS} over a pool of ${POOL_SIZE}, ${variant.name}`;
+        ratios.push({ measure, system: POOLED, baseline: DIRECT, ratio: ratioSpread(runs(POOLED), runs(DIRECT)), better: 'higher' });
+        if (bouncer) ratios.push({ measure, system: POOLED, baseline: BOUNCER, ratio: ratioSpread(runs(POOLED), runs(BOUNCER)), better: 'higher' });
         for (const [name] of systems) {
-          const s = spread(tps.get(key(variant.name, name))!);
-          rows.push([variant.name, name, round(s.median, 0), round(s.min, 0), round(s.max, 0), round(s.median / base, 2), bouncer ? round(s.median / bouncerTps, 2) : '—', failed.get(key(variant.name, name))!]);
+          const s = spread(runs(name));
+          rows.push([variant.name, name, round(s.median, 0), round(s.min, 0), round(s.max, 0), formatRatio(ratioSpread(runs(name), runs(DIRECT))), bouncer ? formatRatio(ratioSpread(runs(name), runs(BOUNCER))) : '—', failed.get(key(variant.name, name))!]);
         }
       }
       return {
         tables: [
           {
-            title: `pgbench -S -c ${CLIENTS} -j 2, ${seconds} s × ${rounds} rounds, pool of ${POOL_SIZE} (pgwake, PgBouncer): TPS`,
-            columns: ['protocol', 'system', 'median', 'min', 'max', '× direct', '× PgBouncer', 'failed tx'],
+            title: `pgbench -S -c ${CLIENTS} -j 2 ${describeRunLength(length)} × ${rounds} rounds, pool of ${POOL_SIZE} (pgwake, PgBouncer): TPS`,
+            columns: ['protocol', 'system', 'median', 'min', 'max', '× direct (within a round)', '× PgBouncer (within a round)', 'failed tx'],
             rows,
           },
         ],
@@ -86,7 +96,9 @@ export const poolingScenario: Scenario = {
           ...notes,
           `Direct Postgres serves the ${CLIENTS} clients with ${CLIENTS} backends; the poolers with ${POOL_SIZE}.`,
           'Goal (issue 4): pgwake in transaction mode at least PgBouncer\'s TPS in each row.',
+          ...(ctx.quick ? [`Quick: the simple protocol only, ${QUICK_TRANSACTIONS} transactions per client; \`npm run bench -- pooling\` adds the extended protocol and -C, 10 s runs.`] : []),
         ],
+        ratios,
       };
     } finally {
       await bouncer?.stop();

@@ -6,7 +6,7 @@ import { RedisServer, redisServerVersion } from '../fixtures/redis-server.js';
 import type { HeadlineRatio, ReportTable, Scenario } from '../scenario.js';
 import { formatRatio, formatSpread, percentile, ratioSpread, round, spread } from '../stats.js';
 import { connectToFirstRow, ScramKeyCache } from '../tools/bench-connection.js';
-import { pgbench, pgbenchInit, type PgbenchRun } from '../tools/pgbench.js';
+import { describeRunLength, pgbench, pgbenchInit, type PgbenchRun, type RunLength } from '../tools/pgbench.js';
 
 export interface ScaleOutCell {
   clients: number;
@@ -89,7 +89,8 @@ export const scaleOutScenario: Scenario = {
       };
     }
     const rounds = 3;
-    const seconds = ctx.quick ? 2 : 5;
+    // Quick: a fixed number of transactions per client, about half a second at -c 50.
+    const length: RunLength = ctx.quick ? { transactionsPerClient: 150 } : { seconds: 5 };
     const cells = ctx.quick ? QUICK_CELLS : FULL_CELLS;
     const wakes = ctx.quick ? 8 : 50;
     const transactionPoolSize = 20;
@@ -124,7 +125,7 @@ export const scaleOutScenario: Scenario = {
         const target = api.gatewayTarget(dbs.get(cell.mode)!);
         const runs = await runAlternating(systems, rounds, (system, round) => {
           ctx.progress(`${cellLabel(cell)}: ${system.name}, round ${round + 1}/${rounds}`, done++ / steps);
-          return pgbench({ ...target, port: system.port }, { clients: cell.clients, seconds, extra: ['-S'] });
+          return pgbench({ ...target, port: system.port }, { clients: cell.clients, ...length, extra: ['-S'] });
         });
         results.push({ cell, runs });
       }
@@ -152,7 +153,7 @@ export const scaleOutScenario: Scenario = {
       const wake = wakeRows(wakeRuns.get(REDIS)!, wakeRuns.get(IN_PROCESS)!);
       const tables: ReportTable[] = [
         {
-          title: `TPS through one gateway of 1 worker and one of 2 (PGWAKE_GATEWAY_WORKERS), pgbench -S -j 2 -T ${seconds} × ${rounds} rounds, median (min–max); ratio within a round`,
+          title: `TPS through one gateway of 1 worker and one of 2 (PGWAKE_GATEWAY_WORKERS), pgbench -S -j 2 ${describeRunLength(length)} × ${rounds} rounds, median (min–max); ratio within a round`,
           columns: ['-c', 'pool mode', workersName(1), workersName(2), '2 workers ÷ 1', 'failed tx'],
           rows: tput.rows,
         },

@@ -4,7 +4,7 @@ import { DIRECT, startComparedSystems, systemName, type PoolMode } from '../fixt
 import { pgbouncerPreparesInTransactionMode } from '../fixtures/pgbouncer.js';
 import type { HeadlineRatio, ReportTable, Scenario } from '../scenario.js';
 import { cdfPoints, formatRatio, formatSpread, ratioSpread, spread } from '../stats.js';
-import { pgbench, type PgbenchRun } from '../tools/pgbench.js';
+import { describeRunLength, pgbench, type PgbenchRun, type RunLength } from '../tools/pgbench.js';
 
 type Workload = 'select-only' | 'tpcb-like';
 type Protocol = 'simple' | 'extended' | 'prepared';
@@ -18,6 +18,8 @@ interface Cell {
 const WORKLOAD_ARGS: Record<Workload, string[]> = { 'select-only': ['-S'], 'tpcb-like': [] };
 // Enough sampled transactions for a latency distribution without pgbench writing a log line for each.
 const SAMPLE_RATE: Record<Workload, number> = { 'select-only': 0.02, 'tpcb-like': 0.2 };
+/** Quick runs: transactions per client (pgbench -t), about half a second through pgwake at -c 20. */
+const QUICK_TRANSACTIONS: Record<Workload, number> = { 'select-only': 300, 'tpcb-like': 25 };
 
 /** Quick: two cells covering both workloads, both extremes of protocol, at 20 clients. */
 const QUICK_CELLS: Cell[] = [
@@ -44,7 +46,7 @@ export const throughputScenario: Scenario = {
   title: 'Throughput: pgbench, pgwake vs direct Postgres vs PgBouncer',
   async run(ctx) {
     const rounds = 3;
-    const seconds = ctx.quick ? 1 : 5;
+    const length = (cell: Cell): RunLength => (ctx.quick ? { transactionsPerClient: QUICK_TRANSACTIONS[cell.workload] } : { seconds: 5 });
     const cells = ctx.quick ? QUICK_CELLS : fullCells();
     const transactionPoolSize = 20;
     const compared = await startComparedSystems({ tenant: 'tput', size: 'L4', transactionPoolSize, sessionPoolSize: 100, progress: ctx.progress });
@@ -66,7 +68,7 @@ export const throughputScenario: Scenario = {
           ctx.progress(`${cellLabel(cell)}: ${system.name}, round ${round + 1}/${rounds}`, done++ / steps);
           return pgbench(system.target, {
             clients: cell.clients,
-            seconds,
+            ...length(cell),
             extra: [...WORKLOAD_ARGS[cell.workload], '-M', cell.protocol],
             latencySampleRate: cell.clients === 20 ? SAMPLE_RATE[cell.workload] : undefined,
           });
@@ -105,7 +107,7 @@ export const throughputScenario: Scenario = {
         }
       }
       const table: ReportTable = {
-        title: `TPS, pgbench -j 2 -T ${seconds} × ${rounds} rounds (median (min–max)); ratios within a round`,
+        title: `TPS, pgbench -j 2 ${ctx.quick ? cells.map((c) => `${describeRunLength(length(c))} (${c.workload})`).join(', ') : describeRunLength(length(cells[0]!))} × ${rounds} rounds (median (min–max)); ratios within a round`,
         columns: ['workload', '-c', '-M', 'mode', DIRECT, 'pgwake', 'PgBouncer', 'pgwake ÷ direct', 'pgwake ÷ PgBouncer', 'failed tx'],
         rows,
       };
@@ -121,7 +123,7 @@ export const throughputScenario: Scenario = {
           series: [...runs.entries()].map(([name, rs]) => ({ name, points: cdfPoints(rs.flatMap((r) => r.latenciesMs ?? [])) })),
         }));
       if (!ctx.quick) notes.push('tpcb-like runs at scale 10 (10 branches), so -c 100 contends on rows as an application would rather than on a single branch row.');
-      else notes.push(`Quick: ${cells.map(cellLabel).join('; ')} only, ${seconds} s runs at scale 1; \`npm run bench -- throughput\` runs the whole matrix (select-only and tpcb-like × -c 1, 20, 100 × simple, extended, prepared).`);
+      else notes.push(`Quick: ${cells.map(cellLabel).join('; ')} only, runs of a fixed number of transactions per client (${cells.map((c) => `${c.workload} ${QUICK_TRANSACTIONS[c.workload]}`).join(', ')}) at scale 1; \`npm run bench -- throughput\` runs the whole matrix (select-only and tpcb-like × -c 1, 20, 100 × simple, extended, prepared).`);
       notes.push(`${DIRECT} is the session-mode db's compute, reached with the tenant role's internal credential over SCRAM; every system runs without TLS.`);
       const data = Object.fromEntries(results.map(({ cell, runs }) => [cellLabel(cell), Object.fromEntries([...runs.entries()].map(([n, rs]) => [n, rs.map(({ latenciesMs: _l, ...r }) => r)]))]));
       return { tables: [table], data, notes, charts, ratios };

@@ -34,7 +34,7 @@ export const wakeScenario: Scenario = {
   name: 'wake',
   title: 'Wake: connect to first row on a suspended db',
   async run(ctx) {
-    const wakes = ctx.quick ? 15 : 60;
+    const wakes = ctx.quick ? 10 : 60;
     const stormRounds = ctx.quick ? 2 : 5;
     const stormClients = 100;
     const dbCount = 20;
