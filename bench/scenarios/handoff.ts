@@ -262,7 +262,8 @@ export const handoffScenario: Scenario = {
   name: 'handoff',
   title: 'Handoff under load: freeze window, TPS dip and client errors at -c 20',
   async run(ctx) {
-    const rounds = ctx.quick ? 5 : 20;
+    // Quick: 2 per mode (a handoff and its way back), the freeze window and dip of each still timed.
+    const rounds = ctx.quick ? 2 : 20;
     ctx.progress('starting pgwake', 0);
     const pgwake = await PgwakeProcess.start({ PGWAKE_HANDOFF_FAILURE_COOLDOWN_SECONDS: '0', PGWAKE_SCALE_DOWN_COOLDOWN_AFTER_UP_SECONDS: '0', PGWAKE_SCALE_DOWN_COOLDOWN_AFTER_DOWN_SECONDS: '0' });
     try {
