@@ -91,17 +91,22 @@ export interface ComputeDriver {
   startCandidate(spec: CandidateSpec, o: CandidateStartOptions): Promise<ComputeEndpoint>;
   describeCandidate(dbId: string): ComputeStatus;
   candidateProgress(dbId: string): Promise<ReplicationProgress>;
-  /** A checkpoint on the writer, so that the one its fence makes has little left to write. */
-  checkpointWriter(dbId: string): Promise<void>;
   /** Ends the writer's client sessions (57P01 admin_shutdown: clients may retry); returns how many. */
   terminateClientSessions(dbId: string): Promise<number>;
-  /** Stops the writer so it acknowledges no more commits; returns where its last (shutdown) checkpoint starts. */
-  fenceWriter(dbId: string): Promise<Lsn>;
-  /** Promotes the candidate once it replayed past `fencedAt`; throws otherwise. */
+  /**
+   * Fences the writer: from its return on it runs no client session and takes no
+   * new connection, so it acknowledges no more commits. Returns where its WAL
+   * ends: every commit it acknowledged lies before. It is stopped by
+   * finishHandoff, or restarted (unfenced) by `start` after a rollback.
+   */
+  fenceWriter(dbId: string, signal: AbortSignal): Promise<Lsn>;
+  /** Waits until the candidate has received (flushed) the writer's WAL up to `lsn`; throws if it stops running. */
+  awaitCandidateFlushed(dbId: string, lsn: Lsn, signal: AbortSignal): Promise<void>;
+  /** Promotes the candidate; throws unless it replayed up to `fencedAt`. */
   promoteCandidate(dbId: string, fencedAt: Lsn, signal: AbortSignal): Promise<ComputeEndpoint>;
   /** The promoted candidate becomes the db's writer, its storage the db's. */
   adoptCandidate(dbId: string): Promise<ComputeEndpoint>;
-  /** After the new route is out: drops what only the handoff needed (replication credential) and the retired writer's storage. */
+  /** After the new route is out: stops the fenced writer and drops what only the handoff needed (replication credential) and the retired writer's storage. */
   finishHandoff(dbId: string): Promise<void>;
   /** Stops and removes any candidate (and what a crashed run left of one); the writer keeps no WAL for it. */
   discardCandidate(dbId: string): Promise<void>;

@@ -188,8 +188,6 @@ export class ProfileHandoff {
           if (p.consistent && p.lagBytes !== null && p.lagBytes <= BigInt(config.handoffCatchupLagBytes)) break;
           await sleep(CATCHUP_POLL_MS, undefined, { signal });
         }
-        // The fence's shutdown checkpoint then has little left to write: a shorter freeze.
-        await driver.checkpointWriter(this.dbId);
       });
 
       // FROZEN: new checkouts wait everywhere; the barrier waits for the ones in flight.
@@ -211,7 +209,7 @@ export class ProfileHandoff {
       let fencedAt: Lsn;
       steps.restart();
       try {
-        fencedAt = await driver.fenceWriter(this.dbId);
+        fencedAt = await this.#bounded(driver.fenceWriter(this.dbId, signal), signal);
       } catch (err) {
         this.#reach = 'fenced';
         throw new HandoffFailure(SCALE_FAILURE.fenceFailed, (err as Error).message);
@@ -220,6 +218,9 @@ export class ProfileHandoff {
       steps.done('fence');
       await this.#during(signal, SCALE_FAILURE.cutoverTimeout, SCALE_FAILURE.promoteFailed, () => this.#hook('fenced'));
       steps.restart();
+      // Every commit the old writer acknowledged must reach the candidate before it is promoted.
+      await this.#during(signal, SCALE_FAILURE.cutoverTimeout, SCALE_FAILURE.promoteFailed, () => driver.awaitCandidateFlushed(this.dbId, fencedAt, signal));
+      steps.done('replay_wait');
       await this.#during(signal, SCALE_FAILURE.cutoverTimeout, SCALE_FAILURE.promoteFailed, () => driver.promoteCandidate(this.dbId, fencedAt, signal));
       steps.done('promote');
       await this.#during(signal, SCALE_FAILURE.cutoverTimeout, SCALE_FAILURE.promoteFailed, () => this.#hook('promoted'));

@@ -9,7 +9,7 @@ import { copyDataDir, freePort, giveTo, INTERNAL_SUPERUSER, PostgresServer, type
 import type { CandidateSpec, CandidateStartOptions, ComputeBootstrap, ComputeDriver, ComputeEndpoint, ComputeExit, ComputeSpec, ComputeStatus, ReplicationProgress } from './compute-driver.js';
 import type { ComputeTemplate } from './compute-template.js';
 import { asSuperuser, connectAsSuperuser } from './compute-sql.js';
-import { copyForBaseBackup, HANDOFF_SLOT, makeStandby, readControlCheckpoint, readTimelineSwitchpoint, stripStandbySettings, writeComputeHba } from './local-replica.js';
+import { copyForBaseBackup, HANDOFF_SLOT, liveChildren, makeStandby, readTimelineSwitchpoint, stripStandbySettings, writeComputeHba } from './local-replica.js';
 import { formatLsn, parseLsn, type Lsn } from './lsn.js';
 
 export interface LocalComputeDriverOptions {
@@ -58,6 +58,11 @@ const READY_LINE = 'database system is ready to accept connections';
 const TRANSIENT_START_FAILURE = /could not bind|Address already in use|pre-existing shared memory block|lock file .* already exists/i;
 const START_ATTEMPTS = 4;
 
+/** How often the fence and the wait for the candidate look again: each look is a query on a session already open. */
+const FENCE_POLL_MS = 1;
+/** SQLSTATE 57P03: what a postmaster in shutdown answers a new connection. */
+const CANNOT_CONNECT_NOW = '57P03';
+
 /** The directory a db's writer starts from: `data` at first, `data.t<term>` after a handoff. Named by the file `current`. */
 const INITIAL_DATA = 'data';
 const CURRENT_FILE = 'current';
@@ -77,7 +82,7 @@ interface LocalCandidate extends LocalWriter {
   dir: string;
   /** The candidate's log, line by line: a promotion is done when it says ready. */
   log: EventEmitter;
-  /** A superuser session on the writer: replication progress, checkpoint, session ends. */
+  /** A superuser session on the writer, opened before the freeze: replication progress, session ends, the fence. */
   writerSession: pg.Client;
   /** Where the base backup ended: the candidate is consistent once it replayed this far. */
   backupEnd: Lsn;
@@ -94,6 +99,8 @@ export class LocalComputeDriver implements ComputeDriver {
   readonly kind = 'local';
   #writers = new Map<string, LocalWriter>();
   #candidates = new Map<string, LocalCandidate>();
+  /** A fenced writer whose candidate was adopted, and the session that holds its smart shutdown back: stopped by finishHandoff, after the new route is out. */
+  #retired = new Map<string, { writer: LocalWriter; session: pg.Client }>();
   /** The port a fenced writer listened on: a rollback restarts it there if it is still free. */
   #fencedPorts = new Map<string, number>();
   #current = new Map<string, string>();
@@ -293,10 +300,6 @@ export class LocalComputeDriver implements ComputeDriver {
     return { writerLsn, replayLsn, lagBytes: replayLsn === null ? null : writerLsn > replayLsn ? writerLsn - replayLsn : 0n, consistent: replayLsn !== null && replayLsn >= c.backupEnd };
   }
 
-  async checkpointWriter(dbId: string): Promise<void> {
-    await this.#candidate(dbId).writerSession.query('CHECKPOINT');
-  }
-
   async terminateClientSessions(dbId: string): Promise<number> {
     const { rows } = await this.#candidate(dbId).writerSession.query<{ n: number }>(
       `SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity
@@ -307,29 +310,75 @@ export class LocalComputeDriver implements ComputeDriver {
   }
 
   /**
-   * Fast shutdown of the writer: it acknowledges no more commits, and its
-   * walsender ships everything up to the shutdown checkpoint to the candidate
-   * (which confirms the flush) before it exits. Returns where that checkpoint
-   * starts, read from pg_control; a writer that did not shut down cleanly throws.
+   * Fences the writer without a shutdown checkpoint: a smart shutdown (SIGTERM)
+   * makes its postmaster refuse every new connection while the sessions open go
+   * on; once a probe is refused, every process that could ever run a client
+   * session is one of its children now, so every client session but ours is
+   * ended and the fence waits until each child is gone or known not to be one.
+   * Nothing can commit there after that: the WAL inserted then is the last any
+   * acknowledged commit needs (flushed first if an asynchronous commit left it
+   * unflushed). The writer stays up, refusing connections, until the handoff
+   * ends (finishHandoff) or rolls back (start restarts it).
    */
-  async fenceWriter(dbId: string): Promise<Lsn> {
+  async fenceWriter(dbId: string, signal: AbortSignal): Promise<Lsn> {
     const writer = this.#writers.get(dbId);
-    if (!writer || !writer.server.running) throw new Error(`db ${dbId} has no running writer to fence`);
-    await this.#candidates.get(dbId)?.writerSession.end().catch(() => undefined);
+    if (!writer || !writer.server.running || writer.server.pid === undefined) throw new Error(`db ${dbId} has no running writer to fence`);
+    const session = this.#candidate(dbId).writerSession;
+    const postmaster = writer.server.pid;
     writer.stopping = true;
     this.#fencedPorts.set(dbId, writer.endpoint.port);
-    await writer.server.stop('fast');
-    if (this.#writers.get(dbId) === writer) this.#writers.delete(dbId);
-    const control = await readControlCheckpoint(this.dataDir(dbId));
-    if (!control.shutDown) throw new Error(`the writer of ${dbId} did not shut down cleanly; its last WAL position is unknown`);
-    return control.checkpointLsn;
+    process.kill(postmaster, 'SIGTERM');
+    for (;;) {
+      signal.throwIfAborted();
+      const refused = await connectAsSuperuser(writer.endpoint, this.o.superuserPassword).then(
+        async (probe) => {
+          await probe.end().catch(() => undefined);
+          return false;
+        },
+        (err: Error & { code?: string }) => {
+          if (err.code === CANNOT_CONNECT_NOW) return true;
+          throw new Error(`the writer of ${dbId} went away while fenced: ${err.message}`);
+        },
+      );
+      if (refused) break;
+      await sleep(FENCE_POLL_MS);
+    }
+    for (;;) {
+      signal.throwIfAborted();
+      const { rows } = await session.query<{ pid: number; client: boolean }>(
+        `SELECT pid, backend_type = 'client backend' AND pid <> pg_backend_pid() AS client,
+                CASE WHEN backend_type = 'client backend' AND pid <> pg_backend_pid() THEN pg_terminate_backend(pid) END AS ended
+           FROM pg_stat_activity`,
+      );
+      const settled = new Set(rows.filter((r) => !r.client).map((r) => r.pid));
+      const open = (await liveChildren(postmaster)).filter((pid) => !settled.has(pid));
+      if (open.length === 0) break;
+      await sleep(FENCE_POLL_MS);
+    }
+    const { rows } = await session.query<{ inserted: string; flushed: string }>('SELECT pg_current_wal_insert_lsn()::text AS inserted, pg_current_wal_flush_lsn()::text AS flushed');
+    const last = parseLsn(rows[0]!.inserted);
+    // An asynchronous commit's WAL may wait for the WAL writer (up to wal_writer_delay): a synchronous commit of ours flushes it now.
+    if (parseLsn(rows[0]!.flushed) < last) await session.query('BEGIN; SET LOCAL synchronous_commit = on; SELECT pg_current_xact_id(); COMMIT');
+    return last;
+  }
+
+  /** Waits until the candidate has received and flushed the writer's WAL up to `lsn`: a promotion then replays it all. */
+  async awaitCandidateFlushed(dbId: string, lsn: Lsn, signal: AbortSignal): Promise<void> {
+    const c = this.#candidate(dbId);
+    for (;;) {
+      signal.throwIfAborted();
+      if (!c.server.running) throw new Error('the candidate is not running');
+      const { rows } = await c.writerSession.query<{ flushed: string }>(`SELECT flush_lsn::text AS flushed FROM pg_stat_replication WHERE application_name = $1 AND flush_lsn IS NOT NULL`, [candidateDirName(c.term)]);
+      if (rows.some((r) => parseLsn(r.flushed) >= lsn)) return;
+      await sleep(FENCE_POLL_MS);
+    }
   }
 
   /**
    * Promotes the candidate (what `pg_ctl promote` does: a `promote` file and
    * SIGUSR1). A promotion first replays every WAL record the candidate received;
-   * its new timeline's switchpoint then says how far that was, and it must lie
-   * past the fenced writer's shutdown checkpoint, or a commit could be missing.
+   * its new timeline's switchpoint then says how far that was, and it must reach
+   * the end of the fenced writer's WAL, or a commit could be missing.
    */
   async promoteCandidate(dbId: string, fencedAt: Lsn, signal: AbortSignal): Promise<ComputeEndpoint> {
     const c = this.#candidate(dbId);
@@ -363,8 +412,8 @@ export class LocalComputeDriver implements ComputeDriver {
     process.kill(c.server.pid, 'SIGUSR1');
     await ready;
     const switchpoint = await readTimelineSwitchpoint(c.dir);
-    if (switchpoint === null || switchpoint <= fencedAt) {
-      throw new Error(`the candidate replayed WAL only to ${switchpoint === null ? 'nowhere' : formatLsn(switchpoint)}; the writer's last checkpoint is at ${formatLsn(fencedAt)}`);
+    if (switchpoint === null || switchpoint < fencedAt) {
+      throw new Error(`the candidate replayed WAL only to ${switchpoint === null ? 'nowhere' : formatLsn(switchpoint)}; the fenced writer's WAL ends at ${formatLsn(fencedAt)}`);
     }
     c.promoted = true;
     return c.endpoint;
@@ -385,6 +434,8 @@ export class LocalComputeDriver implements ComputeDriver {
     this.#current.set(dbId, name);
     this.#candidates.delete(dbId);
     this.#fencedPorts.delete(dbId);
+    const old = this.#writers.get(dbId);
+    if (old && old !== c) this.#retired.set(dbId, { writer: old, session: c.writerSession });
     c.startedAt = Date.now();
     this.#track(dbId, c);
     return c.endpoint;
@@ -395,6 +446,7 @@ export class LocalComputeDriver implements ComputeDriver {
    * writer's postgresql.auto.conf, and the retired writer's directory goes.
    */
   async finishHandoff(dbId: string): Promise<void> {
+    await this.#stopRetired(dbId);
     const writer = this.#writers.get(dbId);
     if (writer?.server.running) {
       await asSuperuser(writer.endpoint, this.o.superuserPassword, async (client) => {
@@ -415,6 +467,7 @@ export class LocalComputeDriver implements ComputeDriver {
    * for a standby that is gone.
    */
   async discardCandidate(dbId: string): Promise<void> {
+    await this.#stopRetired(dbId);
     const c = this.#candidates.get(dbId);
     if (c) {
       c.stopping = true;
@@ -424,6 +477,15 @@ export class LocalComputeDriver implements ComputeDriver {
     }
     await this.#removeAllBut(dbId, this.#currentName(dbId));
     await this.#dropHandoffSlot(dbId);
+  }
+
+  /** The fenced writer a handoff left behind goes: immediately, its data directory is removed next. */
+  async #stopRetired(dbId: string): Promise<void> {
+    const retired = this.#retired.get(dbId);
+    if (!retired) return;
+    this.#retired.delete(dbId);
+    await retired.session.end().catch(() => undefined);
+    await retired.writer.server.stop('immediate', 5_000);
   }
 
   async #removeAllBut(dbId: string, keep: string): Promise<void> {

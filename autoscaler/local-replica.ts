@@ -109,24 +109,30 @@ export async function writeComputeHba(dataDir: string, owner: ProcessOwner | und
   await writeOwned(path.join(dataDir, 'pg_hba.conf'), COMPUTE_HBA, owner);
 }
 
-/** `DBState` in pg_control: what a clean shutdown leaves. */
-const DB_SHUTDOWNED = 1;
-
-export interface ControlFileCheckpoint {
-  /** The server shut down cleanly (its last record is the shutdown checkpoint). */
-  shutDown: boolean;
-  /** Where the last checkpoint record starts. */
-  checkpointLsn: Lsn;
+/**
+ * The children of `pid` still alive (an exited one the parent has not reaped
+ * yet runs nothing): /proc/<pid>/task/<pid>/children, or every process's parent
+ * where the kernel does not offer that file.
+ */
+export async function liveChildren(pid: number): Promise<number[]> {
+  let children: number[];
+  try {
+    children = (await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8')).split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    const all = (await readdir('/proc')).filter((e) => /^\d+$/.test(e)).map(Number);
+    const stats = await Promise.all(all.map(async (p) => [p, await procStat(p)] as const));
+    children = stats.filter(([, st]) => st?.ppid === pid).map(([p]) => p);
+  }
+  const states = await Promise.all(children.map(procStat));
+  return children.filter((_, i) => states[i] !== null && states[i]!.state !== 'Z');
 }
 
-/**
- * Reads `global/pg_control` of a stopped server (no pg_controldata among the
- * embedded binaries): `state` sits at byte 16 and `checkPoint` at byte 32 of
- * ControlFileData, little-endian on the machines we run on.
- */
-export async function readControlCheckpoint(dataDir: string): Promise<ControlFileCheckpoint> {
-  const control = await readFile(path.join(dataDir, 'global', 'pg_control'));
-  return { shutDown: control.readUInt32LE(16) === DB_SHUTDOWNED, checkpointLsn: control.readBigUInt64LE(32) };
+/** State and parent from /proc/<pid>/stat (the command name in parentheses may hold spaces); null once it is gone. */
+async function procStat(pid: number): Promise<{ state: string; ppid: number } | null> {
+  const text = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => null);
+  if (text === null) return null;
+  const [state, ppid] = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  return { state: state!, ppid: Number(ppid) };
 }
 
 /**

@@ -3,7 +3,7 @@ import { DB_STATES, SCALE_STATES, type DbRecord } from '../core/index.js';
 import { SCALE_FAILURE } from './handoff.js';
 
 /** The steps of a handoff's freeze window, in order (`pgwake_handoff_step_seconds`). */
-export const HANDOFF_FREEZE_STEPS = ['frozen_write', 'drain', 'cutover_write', 'fence', 'promote', 'adopt', 'route_write'] as const;
+export const HANDOFF_FREEZE_STEPS = ['frozen_write', 'drain', 'cutover_write', 'fence', 'replay_wait', 'promote', 'adopt', 'route_write'] as const;
 export type HandoffFreezeStep = (typeof HANDOFF_FREEZE_STEPS)[number];
 
 export const SUSPEND_REASONS = ['idle', 'request', 'shutdown'] as const;

@@ -7,7 +7,7 @@ import { median, percentile, round } from '../stats.js';
 
 const CLIENTS = 20;
 /** The steps of the freeze window the autoscaler times, in order (autoscaler/metrics.ts HANDOFF_FREEZE_STEPS). */
-const STEP_NAMES = ['frozen_write', 'drain', 'cutover_write', 'fence', 'promote', 'adopt', 'route_write'];
+const STEP_NAMES = ['frozen_write', 'drain', 'cutover_write', 'fence', 'replay_wait', 'promote', 'adopt', 'route_write'];
 const BUCKET_MS = 100;
 
 /** What the catalog recorded of one handoff: stage times from its events (the catalog's own clock). */
@@ -315,7 +315,7 @@ export const handoffScenario: Scenario = {
         charts: results.map((r) => r.chart),
         notes: [
           'Goal (issue 5): freeze window p50 ≤ 100 ms, p99 ≤ 500 ms at -c 20; zero client errors in transaction mode.',
-          'The freeze window spans: the barrier (gateways drain in-flight checkouts), the CUTOVER write, the fence (fast shutdown of the old writer, its walsender shipping the shutdown checkpoint), the promote, and the write that switches the route and lifts the freeze.',
+          'The freeze window spans: the barrier (gateways drain in-flight checkouts), the CUTOVER write, the fence (the old writer refuses new connections and its client sessions end), the wait until the candidate has the old writer’s last WAL, the promote, and the write that switches the route and lifts the freeze.',
         ],
       };
     } finally {
