@@ -2,6 +2,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describeEnvironment } from './environment.js';
 import { stopAllChildren } from './fixtures/children.js';
+import { releaseShared } from './fixtures/shared.js';
 import { ProgressDisplay } from './progress.js';
 import { machineInfo, toMarkdown, writeReport, type BenchReport } from './report.js';
 import type { Scenario } from './scenario.js';
@@ -13,7 +14,8 @@ import { scaleOutScenario } from './scenarios/scale-out.js';
 import { throughputScenario } from './scenarios/throughput.js';
 import { wakeScenario } from './scenarios/wake.js';
 
-const SCENARIOS: Scenario[] = [wakeScenario, throughputScenario, connectionRateScenario, idleConnectionsScenario, handoffScenario, poolingScenario, scaleOutScenario];
+// Throughput, connection-rate and pooling side by side: they share one pgwake and its computes (`shares`).
+const SCENARIOS: Scenario[] = [wakeScenario, throughputScenario, connectionRateScenario, poolingScenario, idleConnectionsScenario, handoffScenario, scaleOutScenario];
 const RESULTS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'results');
 
 /** `pgwake bench [--quick] [scenario…]`: runs the scenarios and writes a JSON and a Markdown report. */
@@ -55,6 +57,7 @@ export async function runBench(argv: string[]): Promise<number> {
       report.scenarios.push({ name: scenario.name, title: scenario.title, seconds: (performance.now() - started) / 1000, error: (err as Error).message });
       display.log(`[${i + 1}/${chosen.length}] ${scenario.name} failed after ${((performance.now() - started) / 1000).toFixed(0)} s: ${(err as Error).message}`);
     }
+    await releaseShared(chosen[i + 1]?.shares);
   }
   display.clear();
   process.off('SIGINT', interrupt);

@@ -38,5 +38,7 @@ export interface ScenarioContext {
 export interface Scenario {
   name: string;
   title: string;
+  /** Keys of the `shared` servers it uses: kept running from the scenario before when it used them too. */
+  shares?: string[];
   run(ctx: ScenarioContext): Promise<ScenarioResult>;
 }

@@ -2,7 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { runAlternating } from '../alternation.js';
-import { DIRECT, startComparedSystems } from '../fixtures/compared-systems.js';
+import { COMPARED_SYSTEMS, DIRECT, sharedComparedSystems } from '../fixtures/compared-systems.js';
 import type { HeadlineRatio, Scenario } from '../scenario.js';
 import { formatRatio, formatSpread, ratioSpread, spread } from '../stats.js';
 import { pgbench, type PgbenchRun } from '../tools/pgbench.js';
@@ -15,11 +15,13 @@ import { pgbench, type PgbenchRun } from '../tools/pgbench.js';
 export const connectionRateScenario: Scenario = {
   name: 'connection-rate',
   title: 'Connection rate: pgbench -C (a new SCRAM login per transaction)',
+  shares: [COMPARED_SYSTEMS],
   async run(ctx) {
     const rounds = 3;
     const seconds = ctx.quick ? 1 : 5;
     const clients = 8;
-    const compared = await startComparedSystems({ tenant: 'connrate', size: 'L2', transactionPoolSize: 10, sessionPoolSize: clients, progress: ctx.progress });
+    // The throughput scenario's systems when it ran just before: the pool sizes exceed the 8 clients either way.
+    const compared = await sharedComparedSystems(ctx.progress);
     let scriptDir: string | undefined;
     try {
       // A script of one `SELECT 1`: no tables to set up, and the figure is the login, not the query.
@@ -64,7 +66,6 @@ export const connectionRateScenario: Scenario = {
       };
     } finally {
       if (scriptDir) await rm(scriptDir, { recursive: true, force: true });
-      await compared.stop();
     }
   },
 };

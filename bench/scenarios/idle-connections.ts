@@ -111,8 +111,8 @@ export const idleConnectionsScenario: Scenario = {
       const self = await openFilesLimit('self');
       const child = await openFilesLimit(pgwake.pid);
       const fdRoom = Math.min(self.soft, child.soft) - 500;
-      // Quick: 3k rather than 10k (opening 10k clients on each system is most of the full run's time).
-      let wanted = ctx.quick ? [1000, 3000] : [1000, 10_000];
+      // Quick: 2k rather than 10k (opening 10k clients on each system is most of the full run's time).
+      let wanted = ctx.quick ? [1000, 2000] : [1000, 10_000];
       if (!probe.pools) {
         wanted = [100, 750];
         notes.push(`Session mode: ${probe.reason}. Each idle session-mode client holds a backend, so the counts stop below the L8 compute's max_connections (800); 1k and 10k idle clients need transaction mode.`);

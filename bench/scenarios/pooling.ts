@@ -1,6 +1,5 @@
 import { PgBouncer, pgbouncerInstalled } from '../fixtures/pgbouncer.js';
-import { PgwakeProcess } from '../fixtures/pgwake-process.js';
-import { DIRECT, systemName } from '../fixtures/compared-systems.js';
+import { COMPARED_SYSTEMS, DIRECT, sharedComparedSystems, systemName } from '../fixtures/compared-systems.js';
 import type { HeadlineRatio, Scenario } from '../scenario.js';
 import { formatRatio, ratioSpread, round, spread } from '../stats.js';
 import { describeRunLength, pgbench, pgbenchInit, type PgbenchTarget, type RunLength } from '../tools/pgbench.js';
@@ -30,11 +29,13 @@ const QUICK_TRANSACTIONS = 150;
 export const poolingScenario: Scenario = {
   name: 'pooling',
   title: `Transaction pooling: pgbench -S -c ${CLIENTS} over a pool of ${POOL_SIZE}`,
+  shares: [COMPARED_SYSTEMS],
   async run(ctx) {
     const rounds = ctx.quick ? 3 : 5;
     const length: RunLength = ctx.quick ? { transactionsPerClient: QUICK_TRANSACTIONS } : { seconds: 10 };
     const variants = ctx.quick ? QUICK_VARIANTS : VARIANTS;
-    const pgwake = await PgwakeProcess.start();
+    // A db of its own on the pgwake throughput and connection-rate ran on (one start-up for the three).
+    const { pgwake } = await sharedComparedSystems(ctx.progress);
     let bouncer: PgBouncer | undefined;
     const notes: string[] = [];
     try {
@@ -102,7 +103,6 @@ export const poolingScenario: Scenario = {
       };
     } finally {
       await bouncer?.stop();
-      await pgwake.stop();
     }
   },
 };

@@ -1,6 +1,6 @@
 import { runAlternating } from '../alternation.js';
 import type { LineChart } from '../charts/index.js';
-import { DIRECT, startComparedSystems, systemName, type PoolMode } from '../fixtures/compared-systems.js';
+import { COMPARED_SYSTEMS, DIRECT, sharedComparedSystems, systemName, type PoolMode } from '../fixtures/compared-systems.js';
 import { pgbouncerPreparesInTransactionMode } from '../fixtures/pgbouncer.js';
 import type { HeadlineRatio, ReportTable, Scenario } from '../scenario.js';
 import { cdfPoints, formatRatio, formatSpread, ratioSpread, spread } from '../stats.js';
@@ -44,92 +44,88 @@ const cellLabel = (c: Cell) => `${c.workload} -c ${c.clients} -M ${c.protocol}`;
 export const throughputScenario: Scenario = {
   name: 'throughput',
   title: 'Throughput: pgbench, pgwake vs direct Postgres vs PgBouncer',
+  shares: [COMPARED_SYSTEMS],
   async run(ctx) {
     const rounds = 3;
     const length = (cell: Cell): RunLength => (ctx.quick ? { transactionsPerClient: QUICK_TRANSACTIONS[cell.workload] } : { seconds: 5 });
     const cells = ctx.quick ? QUICK_CELLS : fullCells();
-    const transactionPoolSize = 20;
-    const compared = await startComparedSystems({ tenant: 'tput', size: 'L4', transactionPoolSize, sessionPoolSize: 100, progress: ctx.progress });
-    try {
-      ctx.progress('pgbench -i');
-      await compared.init(ctx.quick ? 1 : 10);
-      const notes = [...compared.notes];
-      const bouncerPrepares = pgbouncerPreparesInTransactionMode(compared.pgbouncerVersion);
-      if (compared.pgbouncerVersion && !bouncerPrepares)
-        notes.push(`PgBouncer ${compared.pgbouncerVersion} has no protocol-level prepared statements in transaction mode (1.21 added them): its -M prepared cells in that mode are left out.`);
-      const applicable = (cell: Cell) => compared.systems.filter((s) => !(s.kind === 'pgbouncer' && s.mode === 'transaction' && cell.protocol === 'prepared' && !bouncerPrepares));
+    const compared = await sharedComparedSystems(ctx.progress);
+    ctx.progress('pgbench -i');
+    await compared.init(ctx.quick ? 1 : 10);
+    const notes = [...compared.notes];
+    const bouncerPrepares = pgbouncerPreparesInTransactionMode(compared.pgbouncerVersion);
+    if (compared.pgbouncerVersion && !bouncerPrepares)
+      notes.push(`PgBouncer ${compared.pgbouncerVersion} has no protocol-level prepared statements in transaction mode (1.21 added them): its -M prepared cells in that mode are left out.`);
+    const applicable = (cell: Cell) => compared.systems.filter((s) => !(s.kind === 'pgbouncer' && s.mode === 'transaction' && cell.protocol === 'prepared' && !bouncerPrepares));
 
-      const results: { cell: Cell; runs: Map<string, PgbenchRun[]> }[] = [];
-      const steps = cells.reduce((n, c) => n + applicable(c).length * rounds, 0);
-      let done = 0;
-      for (const cell of cells) {
-        const systems = applicable(cell);
-        const runs = await runAlternating(systems, rounds, (system, round) => {
-          ctx.progress(`${cellLabel(cell)}: ${system.name}, round ${round + 1}/${rounds}`, done++ / steps);
-          return pgbench(system.target, {
-            clients: cell.clients,
-            ...length(cell),
-            extra: [...WORKLOAD_ARGS[cell.workload], '-M', cell.protocol],
-            latencySampleRate: cell.clients === 20 ? SAMPLE_RATE[cell.workload] : undefined,
-          });
+    const results: { cell: Cell; runs: Map<string, PgbenchRun[]> }[] = [];
+    const steps = cells.reduce((n, c) => n + applicable(c).length * rounds, 0);
+    let done = 0;
+    for (const cell of cells) {
+      const systems = applicable(cell);
+      const runs = await runAlternating(systems, rounds, (system, round) => {
+        ctx.progress(`${cellLabel(cell)}: ${system.name}, round ${round + 1}/${rounds}`, done++ / steps);
+        return pgbench(system.target, {
+          clients: cell.clients,
+          ...length(cell),
+          extra: [...WORKLOAD_ARGS[cell.workload], '-M', cell.protocol],
+          latencySampleRate: cell.clients === 20 ? SAMPLE_RATE[cell.workload] : undefined,
         });
-        results.push({ cell, runs });
-      }
+      });
+      results.push({ cell, runs });
+    }
 
-      const tps = (runs: Map<string, PgbenchRun[]>, name: string) => runs.get(name)?.map((r) => r.tps);
-      const rows: (string | number)[][] = [];
-      const ratios: HeadlineRatio[] = [];
-      for (const { cell, runs } of results) {
-        const direct = tps(runs, DIRECT)!;
-        for (const mode of ['session', 'transaction'] as PoolMode[]) {
-          const ours = tps(runs, systemName('pgwake', mode));
-          const theirs = tps(runs, systemName('pgbouncer', mode));
-          if (!ours && !theirs) continue;
-          const failed = [...runs.entries()].filter(([n]) => n.endsWith(`(${mode})`)).reduce((n, [, rs]) => n + rs.reduce((m, r) => m + r.failed, 0), 0);
-          rows.push([
-            cell.workload,
-            cell.clients,
-            cell.protocol,
-            mode,
-            formatSpread(spread(direct)),
-            ours ? formatSpread(spread(ours)) : 'n/a',
-            theirs ? formatSpread(spread(theirs)) : 'n/a',
-            ours ? formatRatio(ratioSpread(ours, direct)) : 'n/a',
-            ours && theirs ? formatRatio(ratioSpread(ours, theirs)) : 'n/a',
-            failed,
-          ]);
-          const measure = `TPS, ${cellLabel(cell)}`;
-          // Headlines from the cells quick runs too, so a quick and a full report quote the same things.
-          if (ours && QUICK_CELLS.some((q) => cellLabel(q) === cellLabel(cell))) {
-            ratios.push({ measure, system: systemName('pgwake', mode), baseline: DIRECT, ratio: ratioSpread(ours, direct), better: 'higher' });
-            if (theirs) ratios.push({ measure, system: systemName('pgwake', mode), baseline: systemName('pgbouncer', mode), ratio: ratioSpread(ours, theirs), better: 'higher' });
-          }
+    const tps = (runs: Map<string, PgbenchRun[]>, name: string) => runs.get(name)?.map((r) => r.tps);
+    const rows: (string | number)[][] = [];
+    const ratios: HeadlineRatio[] = [];
+    for (const { cell, runs } of results) {
+      const direct = tps(runs, DIRECT)!;
+      for (const mode of ['session', 'transaction'] as PoolMode[]) {
+        const ours = tps(runs, systemName('pgwake', mode));
+        const theirs = tps(runs, systemName('pgbouncer', mode));
+        if (!ours && !theirs) continue;
+        const failed = [...runs.entries()].filter(([n]) => n.endsWith(`(${mode})`)).reduce((n, [, rs]) => n + rs.reduce((m, r) => m + r.failed, 0), 0);
+        rows.push([
+          cell.workload,
+          cell.clients,
+          cell.protocol,
+          mode,
+          formatSpread(spread(direct)),
+          ours ? formatSpread(spread(ours)) : 'n/a',
+          theirs ? formatSpread(spread(theirs)) : 'n/a',
+          ours ? formatRatio(ratioSpread(ours, direct)) : 'n/a',
+          ours && theirs ? formatRatio(ratioSpread(ours, theirs)) : 'n/a',
+          failed,
+        ]);
+        const measure = `TPS, ${cellLabel(cell)}`;
+        // Headlines from the cells quick runs too, so a quick and a full report quote the same things.
+        if (ours && QUICK_CELLS.some((q) => cellLabel(q) === cellLabel(cell))) {
+          ratios.push({ measure, system: systemName('pgwake', mode), baseline: DIRECT, ratio: ratioSpread(ours, direct), better: 'higher' });
+          if (theirs) ratios.push({ measure, system: systemName('pgwake', mode), baseline: systemName('pgbouncer', mode), ratio: ratioSpread(ours, theirs), better: 'higher' });
         }
       }
-      const table: ReportTable = {
-        title: `TPS, pgbench -j 2 ${ctx.quick ? cells.map((c) => `${describeRunLength(length(c))} (${c.workload})`).join(', ') : describeRunLength(length(cells[0]!))} × ${rounds} rounds (median (min–max)); ratios within a round`,
-        columns: ['workload', '-c', '-M', 'mode', DIRECT, 'pgwake', 'PgBouncer', 'pgwake ÷ direct', 'pgwake ÷ PgBouncer', 'failed tx'],
-        rows,
-      };
-      const charts: LineChart[] = results
-        .filter(({ cell }) => cell.clients === 20)
-        .map(({ cell, runs }) => ({
-          id: `latency-${cell.workload}-c${cell.clients}-${cell.protocol}`,
-          title: `Transaction latency CDF, ${cellLabel(cell)}`,
-          xLabel: 'latency, ms (log scale)',
-          yLabel: 'fraction of transactions',
-          xScale: 'log' as const,
-          shape: 'step' as const,
-          series: [...runs.entries()].map(([name, rs]) => ({ name, points: cdfPoints(rs.flatMap((r) => r.latenciesMs ?? [])) })),
-        }));
-      if (!ctx.quick) notes.push('tpcb-like runs at scale 10 (10 branches), so -c 100 contends on rows as an application would rather than on a single branch row.');
-      else notes.push(`Quick: ${cells.map(cellLabel).join('; ')} only, runs of a fixed number of transactions per client (${cells.map((c) => `${c.workload} ${QUICK_TRANSACTIONS[c.workload]}`).join(', ')}) at scale 1; \`npm run bench -- throughput\` runs the whole matrix (select-only and tpcb-like × -c 1, 20, 100 × simple, extended, prepared).`);
-      notes.push(`${DIRECT} is the session-mode db's compute, reached with the tenant role's internal credential over SCRAM; every system runs without TLS.`);
-      const data = Object.fromEntries(results.map(({ cell, runs }) => [cellLabel(cell), Object.fromEntries([...runs.entries()].map(([n, rs]) => [n, rs.map(({ latenciesMs: _l, ...r }) => r)]))]));
-      return { tables: [table], data, notes, charts, ratios };
-    } finally {
-      await compared.stop();
     }
+    const table: ReportTable = {
+      title: `TPS, pgbench -j 2 ${ctx.quick ? cells.map((c) => `${describeRunLength(length(c))} (${c.workload})`).join(', ') : describeRunLength(length(cells[0]!))} × ${rounds} rounds (median (min–max)); ratios within a round`,
+      columns: ['workload', '-c', '-M', 'mode', DIRECT, 'pgwake', 'PgBouncer', 'pgwake ÷ direct', 'pgwake ÷ PgBouncer', 'failed tx'],
+      rows,
+    };
+    const charts: LineChart[] = results
+      .filter(({ cell }) => cell.clients === 20)
+      .map(({ cell, runs }) => ({
+        id: `latency-${cell.workload}-c${cell.clients}-${cell.protocol}`,
+        title: `Transaction latency CDF, ${cellLabel(cell)}`,
+        xLabel: 'latency, ms (log scale)',
+        yLabel: 'fraction of transactions',
+        xScale: 'log' as const,
+        shape: 'step' as const,
+        series: [...runs.entries()].map(([name, rs]) => ({ name, points: cdfPoints(rs.flatMap((r) => r.latenciesMs ?? [])) })),
+      }));
+    if (!ctx.quick) notes.push('tpcb-like runs at scale 10 (10 branches), so -c 100 contends on rows as an application would rather than on a single branch row.');
+    else notes.push(`Quick: ${cells.map(cellLabel).join('; ')} only, runs of a fixed number of transactions per client (${cells.map((c) => `${c.workload} ${QUICK_TRANSACTIONS[c.workload]}`).join(', ')}) at scale 1; \`npm run bench -- throughput\` runs the whole matrix (select-only and tpcb-like × -c 1, 20, 100 × simple, extended, prepared).`);
+    notes.push(`${DIRECT} is the session-mode db's compute, reached with the tenant role's internal credential over SCRAM; every system runs without TLS.`);
+    const data = Object.fromEntries(results.map(({ cell, runs }) => [cellLabel(cell), Object.fromEntries([...runs.entries()].map(([n, rs]) => [n, rs.map(({ latenciesMs: _l, ...r }) => r)]))]));
+    return { tables: [table], data, notes, charts, ratios };
   },
 };
 
