@@ -325,12 +325,53 @@ export class LocalComputeDriver implements ComputeDriver {
     if (!writer || !writer.server.running || writer.server.pid === undefined) throw new Error(`db ${dbId} has no running writer to fence`);
     const session = this.#candidate(dbId).writerSession;
     const postmaster = writer.server.pid;
+    const t0 = performance.now();
     writer.stopping = true;
     this.#fencedPorts.set(dbId, writer.endpoint.port);
     process.kill(postmaster, 'SIGTERM');
+    const refused = this.#untilRefused(writer.endpoint, dbId, signal);
+    refused.catch(() => undefined); // awaited below; a failure before then must not go unhandled
+    let t1 = 0;
+    // Every pid pg_stat_activity listed, and the client sessions among them. A session gone from the
+    // list has aborted what it had open (its transaction ends before its entry does): it can commit nothing more.
+    const seen = new Set<number>();
+    const ended = new Set<number>();
     for (;;) {
       signal.throwIfAborted();
-      const refused = await connectAsSuperuser(writer.endpoint, this.o.superuserPassword).then(
+      const { rows } = await session.query<{ pid: number; client: boolean }>(
+        `SELECT pid, backend_type = 'client backend' AND pid <> pg_backend_pid() AS client,
+                CASE WHEN backend_type = 'client backend' AND pid <> pg_backend_pid() THEN pg_terminate_backend(pid) END AS ended
+           FROM pg_stat_activity`,
+      );
+      for (const r of rows) {
+        seen.add(r.pid);
+        if (r.client) ended.add(r.pid);
+      }
+      if (!rows.some((r) => r.client)) {
+        if (!t1) {
+          await refused; // from here on the postmaster starts no session
+          t1 = performance.now();
+        }
+        // A child never listed may be a session forked before the refusal that has not registered yet.
+        if ((await liveChildren(postmaster)).every((pid) => seen.has(pid))) break;
+      }
+      await sleep(FENCE_POLL_MS);
+    }
+    const t2 = performance.now();
+    const { rows } = await session.query<{ inserted: string; flushed: string }>('SELECT pg_current_wal_insert_lsn()::text AS inserted, pg_current_wal_flush_lsn()::text AS flushed');
+    const last = parseLsn(rows[0]!.inserted);
+    // An asynchronous commit's WAL may wait for the WAL writer (up to wal_writer_delay): a synchronous commit of ours flushes it now.
+    const unflushed = parseLsn(rows[0]!.flushed) < last;
+    if (unflushed) await session.query('BEGIN; SET LOCAL synchronous_commit = on; SELECT pg_current_xact_id(); COMMIT');
+    this.o.logger.info({ db_id: dbId, sessions_ended: ended.size, sessions_ended_ms: round(t1 - t0), children_settled_ms: round(t2 - t1), wal_end_ms: round(performance.now() - t2), flushed_by_fence: unflushed, wal_end: formatLsn(last) }, 'writer fenced');
+    return last;
+  }
+
+  /** Resolves once the postmaster refuses a new connection (57P03): it is in shutdown and forks no more sessions. */
+  async #untilRefused(endpoint: ComputeEndpoint, dbId: string, signal: AbortSignal): Promise<void> {
+    for (;;) {
+      signal.throwIfAborted();
+      const refused = await connectAsSuperuser(endpoint, this.o.superuserPassword).then(
         async (probe) => {
           await probe.end().catch(() => undefined);
           return false;
@@ -340,26 +381,9 @@ export class LocalComputeDriver implements ComputeDriver {
           throw new Error(`the writer of ${dbId} went away while fenced: ${err.message}`);
         },
       );
-      if (refused) break;
+      if (refused) return;
       await sleep(FENCE_POLL_MS);
     }
-    for (;;) {
-      signal.throwIfAborted();
-      const { rows } = await session.query<{ pid: number; client: boolean }>(
-        `SELECT pid, backend_type = 'client backend' AND pid <> pg_backend_pid() AS client,
-                CASE WHEN backend_type = 'client backend' AND pid <> pg_backend_pid() THEN pg_terminate_backend(pid) END AS ended
-           FROM pg_stat_activity`,
-      );
-      const settled = new Set(rows.filter((r) => !r.client).map((r) => r.pid));
-      const open = (await liveChildren(postmaster)).filter((pid) => !settled.has(pid));
-      if (open.length === 0) break;
-      await sleep(FENCE_POLL_MS);
-    }
-    const { rows } = await session.query<{ inserted: string; flushed: string }>('SELECT pg_current_wal_insert_lsn()::text AS inserted, pg_current_wal_flush_lsn()::text AS flushed');
-    const last = parseLsn(rows[0]!.inserted);
-    // An asynchronous commit's WAL may wait for the WAL writer (up to wal_writer_delay): a synchronous commit of ours flushes it now.
-    if (parseLsn(rows[0]!.flushed) < last) await session.query('BEGIN; SET LOCAL synchronous_commit = on; SELECT pg_current_xact_id(); COMMIT');
-    return last;
   }
 
   /** Waits until the candidate has received and flushed the writer's WAL up to `lsn`: a promotion then replays it all. */
