@@ -7,6 +7,7 @@ import { ScramClientSession, type ScramClientKeyCache } from './auth/scram-clien
 import { ComputeConnectError, isTransientSocketError, isTransientSqlState } from './retry.js';
 import { startupMessage } from './wire/frontend-messages.js';
 import { PacketReader, type WireMessage } from './wire/packet-reader.js';
+import { SocketReads } from './wire/socket-reads.js';
 
 /** What the gateway logs in to a compute with: the tenant role and its derived password (never the client's). */
 export interface ComputeLogin {
@@ -41,6 +42,8 @@ export class ServerConnection {
     readonly readyForQuery: Buffer,
     /** Bytes the compute sent after ReadyForQuery, read ahead during login. */
     readonly readAhead: Buffer,
+    /** The socket's reads, into a reused buffer: whoever relays this connection takes them over. */
+    readonly reads: SocketReads,
   ) {}
 
   close(): void {
@@ -50,7 +53,9 @@ export class ServerConnection {
 
 /** One attempt: TCP connect, StartupMessage, SCRAM, and the compute's startup replies up to ReadyForQuery. */
 export async function openServerConnection(route: Route, login: ComputeLogin, keys: ScramClientKeyCache, timeoutMs: number): Promise<ServerConnection> {
-  const socket = net.connect({ host: route.host, port: route.port, noDelay: true });
+  const reads = new SocketReads();
+  const socket = net.connect({ host: route.host, port: route.port, noDelay: true, onread: reads.onread });
+  reads.attach(socket);
   socket.on('error', () => undefined); // errors arrive through the reader or the connect promise
   const timer = setTimeout(() => socket.destroy(Object.assign(new Error(`no answer from the compute within ${timeoutMs} ms`), { code: 'ETIMEDOUT' })), timeoutMs);
   try {
@@ -59,7 +64,7 @@ export async function openServerConnection(route: Route, login: ComputeLogin, ke
       socket.once('error', reject);
       socket.once('close', () => reject(Object.assign(new Error('compute closed the connection'), { code: 'ECONNRESET' })));
     });
-    return await login_(socket, route, login, keys);
+    return await login_(socket, reads, route, login, keys);
   } catch (err) {
     socket.destroy();
     if (err instanceof ComputeConnectError) throw err;
@@ -70,7 +75,7 @@ export async function openServerConnection(route: Route, login: ComputeLogin, ke
   }
 }
 
-async function login_(socket: net.Socket, route: Route, login: ComputeLogin, keys: ScramClientKeyCache): Promise<ServerConnection> {
+async function login_(socket: net.Socket, reads: SocketReads, route: Route, login: ComputeLogin, keys: ScramClientKeyCache): Promise<ServerConnection> {
   let closedEarly: Error | undefined;
   const reader = new PacketReader(socket, () => closedEarly ?? Object.assign(new Error('compute closed the connection during login'), { code: 'ECONNRESET' }));
   socket.write(startupMessage({ ...login.params, user: login.user, database: login.database }));
@@ -114,7 +119,7 @@ async function login_(socket: net.Socket, route: Route, login: ComputeLogin, key
       }
       case 'readyForQuery':
         if (!cancelKey) throw new ComputeConnectError('compute sent no BackendKeyData', false);
-        return new ServerConnection(socket, route, cancelKey, startupMessages, raw.raw, reader.detach());
+        return new ServerConnection(socket, route, cancelKey, startupMessages, raw.raw, reader.detach(), reads);
       case 'error': {
         const e = msg as unknown as DatabaseError;
         closedEarly = new Error('compute closed after an error');

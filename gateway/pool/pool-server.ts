@@ -6,6 +6,7 @@ import type { ServerConnection } from '../server-connection.js';
 import { CLOSE_COMPLETE, PARSE_COMPLETE } from '../wire/backend-messages.js';
 import { Forwarder } from '../wire/forwarder.js';
 import { MessageFramer, type FrameSink } from '../wire/framer.js';
+import type { SocketReads } from '../wire/socket-reads.js';
 import { ServerStatements } from './prepared-statements.js';
 import { ACTION, REQ, RequestQueue } from './request-queue.js';
 import { ServerParams } from './startup-params.js';
@@ -77,6 +78,7 @@ export class PoolServer implements FrameSink {
   #framer: MessageFramer;
   #collecting: { rows: (string | null)[][]; error: string | null; done: (r: QueryResult) => void; fail: (e: Error) => void }[] = [];
   #drainWait = false;
+  #reads: SocketReads;
   #onGone: (server: PoolServer) => void;
   #untrack: () => void;
 
@@ -88,7 +90,8 @@ export class PoolServer implements FrameSink {
     this.#framer = new MessageFramer(this, (type) => this.#collecting.length > 0 || type === T_READY || type === T_ERROR || type === T_PARAM || type === T_COMPLETE);
     for (const m of conn.startupMessages) if (m[0] === T_PARAM) this.#noteReported(m, 0, m.length);
     this.#untrack = trackComputeBytes(this.socket, bytes, conn.readAhead.length);
-    this.socket.on('data', this.#onData);
+    this.#reads = conn.reads;
+    this.#reads.readWith(this.#onData);
     this.socket.once('close', () => this.#gone());
     this.socket.on('error', () => undefined);
     this.socket.setNoDelay(true);
@@ -166,6 +169,7 @@ export class PoolServer implements FrameSink {
     }
   }
 
+  /** A chunk of the compute's bytes, in the socket's reused read buffer: flushed (or copied) before this returns. */
   #onData = (chunk: Buffer): void => {
     try {
       this.#framer.push(chunk);
@@ -174,6 +178,11 @@ export class PoolServer implements FrameSink {
       // The compute spoke garbage: nothing it says can be trusted any more.
       this.doomed = true;
       this.socket.destroy();
+    }
+    // A write that did not finish at once (to this client, or to the one it served before) still points into the read buffer.
+    if (this.#out.wrotePending) {
+      this.#out.wrotePending = false;
+      this.#reads.retain();
     }
     const now = this.#out.target;
     if (now && now.writableNeedDrain && !this.#drainWait) {

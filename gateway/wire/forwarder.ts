@@ -13,6 +13,8 @@ export class Forwarder {
   #end = 0;
   /** Pieces waiting for the flush, in order, when there is more than the current range. */
   #pieces: Buffer[] = [];
+  /** A flush left bytes queued on the socket rather than written at once (the views may still be read). Reset by the reader. */
+  wrotePending = false;
 
   constructor(public target: Socket | null) {}
 
@@ -45,7 +47,11 @@ export class Forwarder {
       this.#pieces = [];
     }
     this.#buf = null;
-    if (target && !target.destroyed) target.write(out);
+    if (target && !target.destroyed) {
+      target.write(out);
+      // Anything still queued may include `out`: the bytes it views must stay as they are.
+      if (target.writableLength > 0) this.wrotePending = true;
+    }
   }
 
   /** Forgets what was not flushed yet (its target went away). */
