@@ -17,14 +17,6 @@ export interface ComputeTemplateOptions {
 }
 
 /**
- * A promotion (a handoff's cutover) copies the WAL segment it switches timeline
- * in, written out in full and fsynced: 16 MB (the default) took ~18 ms of a
- * ~25 ms promote, 1 MB takes ~2 ms. At the WAL rates of one db's writer, a
- * segment switch a second or two costs nothing that shows.
- */
-const WAL_SEGMENT_MB = 1;
-
-/**
  * One initdb'd cluster (superuser INTERNAL_SUPERUSER, SCRAM only) that every new
  * db's data directory is copied from: a copy is several times faster than initdb.
  * Made once per data dir, in a side directory renamed into place, so a crash
@@ -52,7 +44,7 @@ export class ComputeTemplate {
     const building = `${this.dir}.building`;
     await rm(building, { recursive: true, force: true });
     const t0 = performance.now();
-    await initDataDir({ binDir: this.o.binDir, dataDir: building, owner: this.o.owner, superuser: INTERNAL_SUPERUSER, superuserPassword: this.o.superuserPassword, walSegmentSizeMb: WAL_SEGMENT_MB });
+    await initDataDir({ binDir: this.o.binDir, dataDir: building, owner: this.o.owner, superuser: INTERNAL_SUPERUSER, superuserPassword: this.o.superuserPassword });
     const t1 = performance.now();
     const server = await PostgresServer.start({ binDir: this.o.binDir, dataDir: building, host: '127.0.0.1', port: await freePort(), owner: this.o.owner, startTimeoutMs: this.o.startTimeoutMs });
     try {
