@@ -525,6 +525,8 @@ export class LocalComputeDriver implements ComputeDriver {
 
   async #dropHandoffSlot(dbId: string): Promise<void> {
     const writer = this.#writers.get(dbId);
+    // A fenced writer refuses connections and is restarted after a rollback anyway: it stops first.
+    if (writer?.stopping) await writer.server.stop('fast');
     if (!writer || !writer.server.running) {
       // A stopped writer's slots are directories it loads at start: removing one is dropping it.
       await rm(path.join(this.dataDir(dbId), 'pg_replslot', HANDOFF_SLOT), { recursive: true, force: true });
