@@ -225,6 +225,8 @@ export class PoolServer implements FrameSink {
         let drop = false;
         if (q.headKind === kind) {
           drop = action === ACTION.drop;
+          const name = q.headName;
+          if (name !== undefined && kind === REQ.parse) this.statements.confirm(name);
           q.shift();
         }
         if (!drop) this.#out.pass(buf, s, e);

@@ -131,6 +131,13 @@ export class ServerPool {
     return null;
   }
 
+  /** Whether a server connection of this pool has prepared the statement `serverName` and the server accepted it. */
+  hasPrepared(serverName: string): boolean {
+    for (const s of this.#idle) if (s.statements.confirmed(serverName)) return true;
+    for (const s of this.#busy) if (s.statements.confirmed(serverName)) return true;
+    return false;
+  }
+
   /** Whether `server` still talks to the db's writer as last heard (routes change on suspend, wake and handoff). */
   routeMatches(server: PoolServer): boolean {
     const route = this.deps.routes.get(this.db.id);

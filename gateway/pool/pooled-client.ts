@@ -4,12 +4,12 @@ import type { ClientActivity } from '../activity.js';
 import { ClientGone, errorResponse, GatewayError, SQLSTATE } from '../errors.js';
 import type { GatewayMetrics } from '../metrics.js';
 import type { ServerConnection } from '../server-connection.js';
-import { readyForQuery } from '../wire/backend-messages.js';
+import { PARSE_COMPLETE, readyForQuery } from '../wire/backend-messages.js';
 import { MessageFramer, type FrameSink } from '../wire/framer.js';
 import type { Freezes } from './freeze.js';
 import { PoolServer, queryMessage, STATUS_IDLE, type ServerClient } from './pool-server.js';
 import type { ServerPool, Waiter } from './pool.js';
-import { ClientStatements, closeStatement, readBind, readParse, readTarget, renamed, renamedParse, serverNameOf, type ClientStatement } from './prepared-statements.js';
+import { ClientStatements, closeStatement, readBind, readParse, readTarget, renamed, renamedParse, serverNameOf, type ClientStatement, type ParsedParse } from './prepared-statements.js';
 import { ACTION, REQ, type RequestAction } from './request-queue.js';
 import { captureSession, replaySession, type SessionState } from './session-move.js';
 import { dropsAllStatements, leavesSessionState } from './server-reset.js';
@@ -81,6 +81,8 @@ export class PooledClient implements ServerClient, FrameSink {
   #waiting = false;
   #busy = false;
   #discarding = false;
+  /** Named Parses answered by the gateway whose ParseComplete the client has not been sent yet. */
+  #localParses = 0;
   #streaming: PoolServer | null = null;
   #drainWait = false;
   #left = new AbortController();
@@ -204,11 +206,19 @@ export class PooledClient implements ServerClient, FrameSink {
       this.#terminate();
       return true;
     }
+    const tx = this.o.mode === 'transaction';
+    if (tx && this.#server === null) {
+      if (type === M_PARSE && this.#parseLocally(this.o, buf, s, e)) return true;
+      if (type === M_SYNC && this.#localParses > 0) {
+        this.#answerLocalParses(readyForQuery('I'));
+        return true;
+      }
+    }
     const server = this.#server ?? this.#takeIdle();
     if (!server) return false;
     if (!this.#busy) this.#beginCheckout();
+    if (this.#localParses > 0) this.#answerLocalParsesOn(server);
     const q = server.queue;
-    const tx = this.o.mode === 'transaction';
     switch (type) {
       case M_QUERY:
         if (tx) this.#inspect(server, buf.toString('utf8', s + 5, e - 1));
@@ -310,12 +320,7 @@ export class PooledClient implements ServerClient, FrameSink {
       return;
     }
     const serverName = serverNameOf(buf, p.contentStart, e);
-    let st = this.statements.get(p.name);
-    if (!st || st.serverName !== serverName) {
-      const sql = buf.toString('utf8', p.contentStart, p.queryEnd);
-      st = { serverName, parse: renamedParse(buf, p.contentStart, e, serverName), touchesSession: leavesSessionState(sql) || dropsAllStatements(sql) };
-      this.statements.set(p.name, st);
-    }
+    const st = this.#remember(p, serverName, buf, e);
     if (server.statements.has(serverName)) {
       // Already prepared there (by this client or another): answered here, in its place in the pipeline.
       server.statements.touch(serverName);
@@ -324,6 +329,50 @@ export class PooledClient implements ServerClient, FrameSink {
       return;
     }
     this.#prepareOn(server, st, ACTION.forward);
+  }
+
+  /** The client's statement `p.name`, as its Parse says now. */
+  #remember(p: ParsedParse, serverName: string, buf: Buffer, e: number): ClientStatement {
+    let st = this.statements.get(p.name);
+    if (!st || st.serverName !== serverName) {
+      const sql = buf.toString('utf8', p.contentStart, p.queryEnd);
+      st = { serverName, parse: renamedParse(buf, p.contentStart, e, serverName), touchesSession: leavesSessionState(sql) || dropsAllStatements(sql) };
+      this.statements.set(p.name, st);
+    }
+    return st;
+  }
+
+  /**
+   * A named Parse while this client holds no server, of a statement a server of the pool has
+   * already prepared and accepted: remembered and answered by the gateway, without a checkout
+   * (a later Bind prepares it wherever it runs). libpq's PQprepare, which pgbench -M prepared
+   * uses, sends Parse and Sync and blocks its thread for the answer: were that answer to wait for
+   * a checkout while the pool's servers are held by that thread's other clients mid-transaction,
+   * the thread would wait on itself until the checkout timeout.
+   */
+  #parseLocally(o: TransactionModeClient, buf: Buffer, s: number, e: number): boolean {
+    const p = readParse(buf, s, e);
+    if (p.name === '') return false;
+    const serverName = serverNameOf(buf, p.contentStart, e);
+    if (!o.pool.hasPrepared(serverName)) return false;
+    this.#remember(p, serverName, buf, e);
+    this.#localParses++;
+    return true;
+  }
+
+  /** The ParseComplete messages owed for local Parses (then `after`), straight to the client. */
+  #answerLocalParses(after: Buffer): void {
+    const out = Buffer.allocUnsafe(this.#localParses * PARSE_COMPLETE.length + after.length);
+    for (let i = 0; i < this.#localParses; i++) PARSE_COMPLETE.copy(out, i * PARSE_COMPLETE.length);
+    after.copy(out, this.#localParses * PARSE_COMPLETE.length);
+    this.#localParses = 0;
+    this.socket.write(out);
+  }
+
+  /** A checkout after local Parses: their ParseComplete answers go first, in pipeline order, from the server's queue. */
+  #answerLocalParsesOn(server: PoolServer): void {
+    for (; this.#localParses > 0; this.#localParses--) server.queue.push(REQ.parse, ACTION.fake);
+    server.answerFakes();
   }
 
   #prepareOn(server: PoolServer, st: ClientStatement, action: RequestAction): void {
@@ -543,8 +592,11 @@ export class PooledClient implements ServerClient, FrameSink {
         ? err
         : new GatewayError(SQLSTATE.internalError, 'the gateway could not serve this transaction', 'internal_error');
     if (!(err instanceof GatewayError)) this.o.log.error({ err }, 'checkout failed');
-    // The connection stays open: the client hears an error for this request and may try again.
-    this.socket.write(errorResponse({ severity: 'ERROR', sqlstate: e.sqlstate, message: e.message, detail: e.detail, hint: e.hint }));
+    // The connection stays open: the client hears an error for this request and may try again
+    // (after the answers to Parses the gateway took locally, which came before it).
+    const error = errorResponse({ severity: 'ERROR', sqlstate: e.sqlstate, message: e.message, detail: e.detail, hint: e.hint });
+    if (this.#localParses > 0) this.#answerLocalParses(error);
+    else this.socket.write(error);
     this.#discarding = true;
     this.#drainStalled();
   }

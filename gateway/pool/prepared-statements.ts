@@ -46,24 +46,36 @@ export class ClientStatements {
   }
 }
 
-/** What one server connection has prepared, least recently used first. */
+/** What one server connection has prepared, least recently used first; each with whether the server said ParseComplete yet. */
 export class ServerStatements {
-  readonly #names = new Map<string, true>();
+  readonly #names = new Map<string, boolean>();
 
   constructor(private readonly max = SERVER_STATEMENTS_MAX) {}
 
+  /** Prepared there, or its Parse on its way (an error would delete it). */
   has(name: string): boolean {
     return this.#names.has(name);
   }
 
-  touch(name: string): void {
-    if (this.#names.delete(name)) this.#names.set(name, true);
+  /** Prepared there and answered with ParseComplete: the statement is known to be good. */
+  confirmed(name: string): boolean {
+    return this.#names.get(name) === true;
   }
 
-  /** Records `name` as prepared; returns the names evicted to make room (to Close on the server). */
+  confirm(name: string): void {
+    if (this.#names.has(name)) this.#names.set(name, true);
+  }
+
+  touch(name: string): void {
+    const confirmed = this.#names.get(name);
+    if (confirmed !== undefined && this.#names.delete(name)) this.#names.set(name, confirmed);
+  }
+
+  /** Records `name` as prepared (not yet confirmed); returns the names evicted to make room (to Close on the server). */
   add(name: string): string[] {
+    const confirmed = this.#names.get(name) ?? false;
     this.#names.delete(name);
-    this.#names.set(name, true);
+    this.#names.set(name, confirmed);
     if (this.#names.size <= this.max) return [];
     const evicted: string[] = [];
     for (const oldest of this.#names.keys()) {

@@ -207,6 +207,52 @@ describe('prepared statements over a pool smaller than the client count', () => 
     }
   });
 
+  it('pgbench -M prepared tpcb-like, 12 clients on 2 threads over 2 servers: no stall at the blocking PQprepare', async () => {
+    const url = dsn(stack, t);
+    await run('/usr/bin/pgbench', ['-i', '-s', '1', '-q', url]);
+    // A thread blocked in PQprepare while its other clients hold both servers mid-transaction waited on
+    // itself until the checkout timeout (1.5 s here), and pgbench stopped with 53300.
+    const { stdout } = await run('/usr/bin/pgbench', ['-M', 'prepared', '-c', '12', '-j', '2', '-T', '3', '-n', url]);
+    expect(stdout).toMatch(/number of failed transactions: 0/);
+    expect(Number(/number of transactions actually processed: (\d+)/.exec(stdout)?.[1])).toBeGreaterThan(100);
+  });
+
+  it('answers a standalone Parse+Sync of a statement the pool knows at once while every server is held; Bind runs it later', async () => {
+    const text = 'select label from items where id = $1';
+    const known = pgClient(stack, t);
+    const holders = [pgClient(stack, t), pgClient(stack, t)];
+    const c = pgClient(stack, t);
+    await Promise.all([known, ...holders, c].map((x) => x.connect()));
+    await known.query({ name: 'known', text, values: [1] });
+    for (const h of holders) await h.query('begin; select 1');
+    // node-postgres' connection speaks the messages; its client, which would call these answers unexpected, is taken off it.
+    type Events = { on(e: string, f: (m: { fields?: unknown[] }) => void): void; once(e: string, f: () => void): void; removeAllListeners(e: string): void; parse(q: object): void; bind(q: object): void; execute(q: object): void; sync(): void };
+    const con = (c as unknown as { connection: Events }).connection;
+    for (const e of ['parseComplete', 'bindComplete', 'rowDescription', 'dataRow', 'commandComplete', 'readyForQuery']) con.removeAllListeners(e);
+    const seen: string[] = [];
+    con.on('parseComplete', () => seen.push('ParseComplete'));
+    con.on('dataRow', (m) => seen.push(`DataRow ${String(m.fields![0])}`));
+    const ready = () => new Promise<void>((resolve) => con.once('readyForQuery', resolve));
+    let answered = ready();
+    con.parse({ name: 'mine', text, types: [] });
+    con.sync();
+    const held = await Promise.race([answered.then(() => 'answered'), new Promise((r) => setTimeout(() => r('waiting'), 1_000))]);
+    expect(held).toBe('answered');
+    expect(seen).toEqual(['ParseComplete']);
+    answered = ready();
+    con.bind({ statement: 'mine', values: ['5'] });
+    con.execute({});
+    con.sync();
+    await new Promise((r) => setTimeout(r, 200));
+    expect(seen).toEqual(['ParseComplete']); // the Bind waits for a server
+    for (const h of holders) await h.query('commit');
+    await answered;
+    expect(seen).toEqual(['ParseComplete', 'DataRow item 5']);
+    await Promise.all([known, ...holders].map((x) => x.end()));
+    c.on('error', () => undefined); // its client no longer follows the connection: it is simply closed
+    (c as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();
+  });
+
   it('drops a server after "cached plan must not change result type", and the statement works again', async () => {
     const setup = pgClient(stack, t);
     await setup.connect();
