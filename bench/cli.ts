@@ -14,8 +14,8 @@ import { scaleOutScenario } from './scenarios/scale-out.js';
 import { throughputScenario } from './scenarios/throughput.js';
 import { wakeScenario } from './scenarios/wake.js';
 
-// Throughput, connection-rate and pooling side by side: they share one pgwake and its computes (`shares`).
-const SCENARIOS: Scenario[] = [wakeScenario, throughputScenario, connectionRateScenario, poolingScenario, idleConnectionsScenario, handoffScenario, scaleOutScenario];
+// Neighbours share servers (`shares`): wake and scale-out one `pgwake start`; throughput, connection-rate and pooling one pgwake with its computes and PgBouncers.
+const SCENARIOS: Scenario[] = [wakeScenario, scaleOutScenario, throughputScenario, connectionRateScenario, poolingScenario, idleConnectionsScenario, handoffScenario];
 const RESULTS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'results');
 
 /** `pgwake bench [--quick] [scenario…]`: runs the scenarios and writes a JSON and a Markdown report. */

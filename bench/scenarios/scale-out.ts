@@ -1,6 +1,6 @@
 import { runAlternating } from '../alternation.js';
 import type { PoolMode } from '../fixtures/compared-systems.js';
-import { PgwakeProcess, type BenchDb, type PgwakeApi } from '../fixtures/pgwake-process.js';
+import { PLAIN_PGWAKE, sharedPgwakeProcess, type BenchDb, type PgwakeApi, type PgwakeProcess } from '../fixtures/pgwake-process.js';
 import { startPgwakeRoles, type PgwakeRoles } from '../fixtures/pgwake-roles.js';
 import { RedisServer, redisServerVersion } from '../fixtures/redis-server.js';
 import type { HeadlineRatio, ReportTable, Scenario } from '../scenario.js';
@@ -79,6 +79,7 @@ async function pgbenchDb(api: PgwakeApi, login: { pgUser: string; pgPassword: st
 export const scaleOutScenario: Scenario = {
   name: 'scale-out',
   title: 'Scale-out: 1 vs 2 gateway workers, and wakes with the Redis vs the in-process coordinator',
+  shares: [PLAIN_PGWAKE],
   async run(ctx) {
     const version = redisServerVersion();
     if (!version) {
@@ -102,7 +103,7 @@ export const scaleOutScenario: Scenario = {
     let single: PgwakeProcess | undefined;
     try {
       // Both stacks at once: start-up is mostly waiting (initdb, tsx), and the two do not share a port or a dir.
-      const [r, s] = await Promise.allSettled([startPgwakeRoles({ redis, gatewayWorkers: [1, 2] }), PgwakeProcess.start()]);
+      const [r, s] = await Promise.allSettled([startPgwakeRoles({ redis, gatewayWorkers: [1, 2] }), sharedPgwakeProcess()]);
       if (r.status === 'fulfilled') roles = r.value;
       if (s.status === 'fulfilled') single = s.value;
       if (r.status === 'rejected') throw r.reason;
@@ -141,7 +142,7 @@ export const scaleOutScenario: Scenario = {
       const local = single!;
       const coordinators = [
         { name: REDIS, api: api, db: await wakeDb(api, 'scale', login) },
-        { name: IN_PROCESS, api: local as PgwakeApi, db: await wakeDb(local, 'wake', await local.createTenant('wake')) },
+        { name: IN_PROCESS, api: local as PgwakeApi, db: await wakeDb(local, 'scale-wake', await local.createTenant('scale-wake')) },
       ];
       const wakeRuns = await runAlternating(coordinators, wakes, async (c, i) => {
         ctx.progress(`wake ${i + 1}/${wakes}: ${c.name}`, done++ / steps);
@@ -167,7 +168,7 @@ export const scaleOutScenario: Scenario = {
         `Roles apart: \`pgwake autoscaler\`, \`pgwake control-api\` and two \`pgwake gateway\` processes (PGWAKE_GATEWAY_WORKERS=1 and =2, each on its own port), sharing an embedded catalog Postgres, redis-server ${version} and one PGWAKE_SECRET_KEY; all on this machine (${cells.length > 1 ? 'dbs' : 'the db'} size L2).`,
         `In transaction mode each worker keeps its own pool (pool_size ${transactionPoolSize}): 2 workers may hold twice the server connections of 1.`,
         'Both gateways are up throughout; the idle one costs a little memory, no CPU. pgbench, the computes and the gateways share the machine\'s cores, so a second worker helps only as far as a core is free.',
-        `Wakes: the Redis row goes through the 1-worker gateway (the wake request crosses Redis to the autoscaler process); the in-process row through \`pgwake start\`. Both dbs are L1; the bench's wire client caches SCRAM keys.`,
+        `Wakes: the Redis row goes through the 1-worker gateway (the wake request crosses Redis to the autoscaler process); the in-process row through \`pgwake start\` (the wake scenario's, when both run; its dbs suspended by then). Both dbs are L1; the bench's wire client caches SCRAM keys.`,
         ...(ctx.quick ? [`Quick: ${cells.map(cellLabel).join('; ')} only; \`npm run bench -- scale-out\` runs -c 20 and -c 50 in both pool modes and ${50} wakes each.`] : []),
       ];
       const data = {
@@ -176,7 +177,8 @@ export const scaleOutScenario: Scenario = {
       };
       return { tables, data, notes, ratios: [...tput.ratios, ...wake.ratios] };
     } finally {
-      await Promise.all([roles?.stop(), single?.stop()]);
+      // `single` is the bench's to stop (shared with the wake scenario).
+      await roles?.stop();
       await redis.stop();
     }
   },
