@@ -12,6 +12,8 @@ export interface InitDbOptions {
   owner: ProcessOwner | undefined;
   superuser: string;
   superuserPassword: string;
+  /** WAL segment size in MB (initdb --wal-segsize, a power of 2 from 1 to 1024); default 16. */
+  walSegmentSizeMb?: number;
 }
 
 /**
@@ -28,7 +30,7 @@ export async function initDataDir(o: InitDbOptions): Promise<void> {
   try {
     await run(
       path.join(o.binDir, 'initdb'),
-      ['-D', o.dataDir, '-U', o.superuser, `--pwfile=${pwfile}`, '-A', 'scram-sha-256', '-E', 'UTF8', '--no-locale', '--no-sync', '--no-instructions'],
+      ['-D', o.dataDir, '-U', o.superuser, `--pwfile=${pwfile}`, '-A', 'scram-sha-256', '-E', 'UTF8', '--no-locale', '--no-sync', '--no-instructions', ...(o.walSegmentSizeMb ? [`--wal-segsize=${o.walSegmentSizeMb}`] : [])],
       { uid: o.owner?.uid, gid: o.owner?.gid, env: { ...process.env, LC_ALL: 'C' } },
     ).catch((err: Error & { stderr?: string }) => {
       throw new Error(`initdb failed for ${o.dataDir}: ${err.stderr?.trim() || err.message}`);
