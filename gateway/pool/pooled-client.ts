@@ -12,7 +12,7 @@ import type { ServerPool, Waiter } from './pool.js';
 import { ClientStatements, closeStatement, readBind, readParse, readTarget, renamed, renamedParse, serverNameOf, type ClientStatement, type ParsedParse } from './prepared-statements.js';
 import { ACTION, REQ, type RequestAction } from './request-queue.js';
 import { captureSession, replaySession, type SessionState } from './session-move.js';
-import { dropsAllStatements, leavesSessionState } from './server-reset.js';
+import { dropsAllStatements, leavesSessionState, parsedLeavesSessionState } from './server-reset.js';
 import type { ClientParams } from './startup-params.js';
 
 const M_QUERY = 0x51; // Q
@@ -303,8 +303,8 @@ export class PooledClient implements ServerClient, FrameSink {
 
   // ---- transaction mode: statements and session state ----
 
-  #inspect(server: PoolServer, sql: string): void {
-    if (leavesSessionState(sql)) server.dirty = true;
+  #inspect(server: PoolServer, sql: string, parsed = false): void {
+    if (parsed ? parsedLeavesSessionState(sql) : leavesSessionState(sql)) server.dirty = true;
     if (dropsAllStatements(sql)) {
       this.statements.clear();
       server.watchDiscard = true;
@@ -314,7 +314,7 @@ export class PooledClient implements ServerClient, FrameSink {
   #parse(server: PoolServer, buf: Buffer, s: number, e: number): void {
     const p = readParse(buf, s, e);
     if (p.name === '') {
-      this.#inspect(server, buf.toString('utf8', p.contentStart, p.queryEnd));
+      this.#inspect(server, buf.toString('utf8', p.contentStart, p.queryEnd), true);
       server.queue.push(REQ.parse, ACTION.forward);
       server.toServer.pass(buf, s, e);
       return;

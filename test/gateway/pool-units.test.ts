@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ServerStatements, readBind, renamed, serverNameOf, readParse } from '../../gateway/pool/prepared-statements.js';
 import { ACTION, REQ, RequestQueue } from '../../gateway/pool/request-queue.js';
-import { dropsAllStatements, leavesSessionState } from '../../gateway/pool/server-reset.js';
+import { dropsAllStatements, leavesSessionState, parsedLeavesSessionState } from '../../gateway/pool/server-reset.js';
 import { ClientParams, optionSettings, ServerParams } from '../../gateway/pool/startup-params.js';
 import { MessageFramer, type FrameSink } from '../../gateway/wire/framer.js';
 
@@ -110,9 +110,12 @@ describe('session state and parameters', () => {
   it('sees what may leave session state behind, and only that', () => {
     for (const sql of ['SET work_mem = 1', 'begin; set x.y = 1; commit', 'LISTEN a', 'reset all', 'select pg_advisory_lock(1)', 'create temp table t(i int)', 'prepare p as select 1', 'declare c cursor with hold for select 1', "select set_config('a', 'b', false)"]) {
       expect(leavesSessionState(sql), sql).toBe(true);
+      // A Parse's text: the same answer, the first time and remembered.
+      expect([parsedLeavesSessionState(sql), parsedLeavesSessionState(sql)], sql).toEqual([true, true]);
     }
     for (const sql of ['select 1', 'SELECT abalance FROM pgbench_accounts WHERE aid = 5;', 'set local work_mem = 1', 'SET TRANSACTION ISOLATION LEVEL SERIALIZABLE', 'update t set a = 1', 'select pg_advisory_xact_lock(1)']) {
       expect(leavesSessionState(sql), sql).toBe(false);
+      expect([parsedLeavesSessionState(sql), parsedLeavesSessionState(sql)], sql).toEqual([false, false]);
     }
     expect(dropsAllStatements(' DISCARD ALL;')).toBe(true);
     expect(dropsAllStatements('deallocate prepare all')).toBe(true);
