@@ -11,8 +11,8 @@ const FLUSH_MS = 2_000;
 
 export interface LifetimeWatch {
   socket: Socket;
-  /** The client holds a server connection for a request or transaction: not idle, and not at a message boundary. */
-  busy(): boolean;
+  /** `busy`: the client holds a server connection for a request or transaction: not idle, and not at a message boundary. */
+  client: { readonly busy: boolean };
   /** 0: never. */
   idleTimeoutSeconds: number;
   maxConnectionLifeSeconds: number;
@@ -49,7 +49,7 @@ export class SessionLifetimes {
 
   /** Watches a relayed session until the returned function is called (when it ended by itself). */
   watch(w: LifetimeWatch): () => void {
-    if (w.idleTimeoutSeconds === 0 && w.maxConnectionLifeSeconds === 0) return () => undefined;
+    if (w.idleTimeoutSeconds === 0 && w.maxConnectionLifeSeconds === 0) return unwatched;
     const now = Date.now();
     const entry: Watched = { ...w, startedAt: now, bytes: trafficOf(w.socket), lastTrafficAt: now };
     this.#sessions.add(entry);
@@ -77,7 +77,7 @@ export class SessionLifetimes {
         s.bytes = bytes;
         s.lastTrafficAt = now;
       }
-      const busy = s.busy();
+      const busy = s.client.busy;
       const age = now - s.startedAt;
       const maxLife = s.maxConnectionLifeSeconds * 1000;
       if (s.idleTimeoutSeconds > 0 && !busy && now - s.lastTrafficAt >= s.idleTimeoutSeconds * 1000) {
@@ -104,6 +104,8 @@ export class SessionLifetimes {
     }
   }
 }
+
+const unwatched = (): void => undefined;
 
 function trafficOf(socket: Socket): number {
   return socket.bytesRead + socket.bytesWritten;

@@ -5,7 +5,7 @@ import type { ActivityTracker, ClientActivity } from './activity.js';
 import { AuthFailure } from './auth/scram.js';
 import type { ScramClientKeyCache } from './auth/scram-client.js';
 import type { TokenVerifier } from './auth/token-verifier.js';
-import { handleCancelRequest, type CancelKeys, type GatewayCancelKey } from './cancellation.js';
+import { handleCancelRequest, type CancelKeys, type CancelSubject, type GatewayCancelKey } from './cancellation.js';
 import type { ComputeRoutes } from './compute-routes.js';
 import { ComputeRefusal, connectCompute } from './connect-compute.js';
 import type { Admission, ConnectionLimits } from './connection-limits.js';
@@ -21,7 +21,6 @@ import { routeRequestOf, type RouteRequest } from './route.js';
 import type { SessionLifetimes } from './session-lifetime.js';
 import type { TlsSetup } from './tls.js';
 import { authenticationOk, backendKeyData, negotiateProtocolVersion, readyForQuery } from './wire/backend-messages.js';
-import type { PacketReader } from './wire/packet-reader.js';
 
 /** How long a new session waits for its activity report to reach the coordinator before going on. */
 const REPORT_WAIT_MS = 1_000;
@@ -58,40 +57,109 @@ const ERROR_FLUSH_MS = 2_000;
  * throws: every failure becomes an ErrorResponse with a SQLSTATE, then the socket closes.
  */
 export async function serveClient(raw: Socket, deps: GatewayDeps): Promise<void> {
-  const connId = randomId('conn', 10);
-  const connStarted = performance.now();
-  let log = deps.logger.child({ conn_id: connId });
-  let socket: Socket = raw;
-  let reader: PacketReader | null = null;
-  let activity: ClientActivity | undefined;
-  let cancelKey: GatewayCancelKey | undefined;
-  let admission: Admission | undefined;
-  let outcome: ConnectionOutcome | undefined;
-  raw.on('error', () => undefined); // each step sees errors through its own reads; an unhandled one must not crash the process
+  const conn = new ClientConnection(raw, randomId('conn', 10), deps.logger);
+  raw.on('error', ignoreError); // each step sees errors through its own reads; an unhandled one must not crash the process
   deps.metrics.connectionsOpen.inc();
+  try {
+    const relayed = await openSession(conn, deps);
+    if (relayed) {
+      try {
+        await relayed.client.done;
+      } finally {
+        relayed.forget();
+        relayed.unwatch();
+      }
+    }
+  } catch (err) {
+    conn.outcome = refuse(err, conn.socket, conn.canWrite, deps, conn.log);
+  } finally {
+    if (conn.cancelKey) deps.cancelKeys.release(conn.cancelKey);
+    conn.admission?.();
+    conn.activity?.close();
+    deps.metrics.connectionsOpen.dec();
+    if (conn.outcome !== 'relayed') deps.metrics.outcome(conn.outcome ?? 'client_gone');
+    // One line per connection: how it ended (db_id once routed, conn_id always).
+    conn.log.info({ outcome: conn.outcome ?? 'client_gone', ms: Math.round(performance.now() - conn.startedAt) }, 'connection closed');
+  }
+}
+
+/**
+ * What a client connection keeps while it is relayed, and what its end needs. Built
+ * apart from the startup steps so a relayed client does not keep their locals (its
+ * handshake, login, greeting) alive for as long as it sits idle: an idle client's
+ * memory is most of the gateway's at thousands of connections.
+ */
+class ClientConnection {
+  readonly startedAt = performance.now();
+  /** The socket to talk on now (the TLS one after an upgrade) and whether an error can still be written to it. */
+  socket: Socket;
+  canWrite = false;
+  activity: ClientActivity | undefined;
+  cancelKey: GatewayCancelKey | undefined;
+  admission: Admission | undefined;
+  outcome: ConnectionOutcome | undefined;
+  log: Logger;
+
+  constructor(
+    raw: Socket,
+    readonly connId: string,
+    logger: Logger,
+  ) {
+    this.socket = raw;
+    this.log = logger.child({ conn_id: connId });
+  }
+}
+
+/** A relayed client and what to undo when it ends. */
+interface Relayed {
+  client: PooledClient;
+  forget: () => void;
+  unwatch: () => void;
+}
+
+const ignoreError = (): void => undefined;
+const nothingToForget = (): void => undefined;
+
+/** The cancel key's subject: the server connection the client holds when a cancel arrives (no closure per client). */
+class ClientCancelSubject implements CancelSubject {
+  constructor(
+    readonly dbId: string,
+    private readonly client: PooledClient,
+  ) {}
+
+  server(): PoolServer | null {
+    return this.client.currentServer;
+  }
+}
+
+/** The startup steps up to the greeting; resolves with the relayed client, or nothing for a cancel request. */
+async function openSession(conn: ClientConnection, deps: GatewayDeps): Promise<Relayed | undefined> {
+  const raw = conn.socket;
   const deadline = new StartupDeadline(deps.config.startupTimeoutMs);
   try {
     const handshake = await deadline.race(
       readHandshake(raw, deps.tls, (s, r) => {
-        socket = s;
-        reader = r;
+        conn.socket = s;
+        conn.canWrite = r !== null;
       }),
     );
     if (handshake.kind === 'cancel') {
-      outcome = 'cancel_request';
+      conn.outcome = 'cancel_request';
       deadline.clear();
-      await handleCancelRequest(handshake, deps.cancelKeys, log);
+      await handleCancelRequest(handshake, deps.cancelKeys, conn.log);
       raw.destroy();
-      return;
+      return undefined;
     }
     const startup = handshake;
-    socket = startup.socket;
-    reader = startup.reader;
+    const socket = startup.socket;
+    conn.socket = socket;
+    conn.canWrite = true;
     if (deps.config.requireTls && !startup.tls) {
       throw new GatewayError(SQLSTATE.invalidAuthorization, 'connection is insecure (try using sslmode=require)', 'tls_required', 'this gateway accepts only TLS connections');
     }
     const request = routeRequestOf(startup.params, startup.sni, deps.config.gatewayHost);
-    log = log.child({ user: request.user });
+    let log = conn.log.child({ user: request.user });
+    conn.log = log;
     if (startup.minorVersion > 0 || startup.unsupportedOptions.length > 0) socket.write(negotiateProtocolVersion(0, startup.unsupportedOptions));
 
     const who = await deadline.race(logIn(deps, { socket, reader: startup.reader, tls: startup.tls !== null, address: clientAddressOf(raw.remoteAddress) }, request, log));
@@ -101,10 +169,13 @@ export async function serveClient(raw: Socket, deps: GatewayDeps): Promise<void>
     // Authenticated: only now may the client learn which dbs exist, and only now may a compute start.
     if (!who.db) throw who.dbMissing!;
     const db = who.db;
-    admission = await deps.limits.admit(db, who.policy);
+    conn.admission = await deps.limits.admit(db, who.policy);
     deps.freezes.observe(db);
-    log = log.child({ db_id: db.id, pool_mode: db.pool_mode });
-    activity = deps.activity.open(db.id, db.pool_mode);
+    // One child of the gateway's logger with every field (not a child of a child): a chain of children is a chain of prototypes, each with its own hidden classes, kept per client.
+    log = deps.logger.child({ conn_id: conn.connId, user: request.user, db_id: db.id, pool_mode: db.pool_mode });
+    conn.log = log;
+    const activity = deps.activity.open(db.id, db.pool_mode);
+    conn.activity = activity;
     const clientLeft = new AbortController();
     void startup.reader.closed.then(() => clientLeft.abort());
     const login: ComputeLogin = { user: who.computeUser, password: who.computePassword, database: db.name, params: computeParams(startup, request) };
@@ -118,17 +189,17 @@ export async function serveClient(raw: Socket, deps: GatewayDeps): Promise<void>
       const welcome = await pool.welcome(clientLeft.signal);
       const params = ClientParams.fromStartup(startup.params, request.computeOptions);
       client = new PooledClient(socket, { mode: 'transaction', pool, params, ...common });
-      cancelKey = deps.cancelKeys.issue({ dbId: db.id, server: () => client.currentServer });
-      greeting = Buffer.concat([...welcomeFor(welcome, params), backendKeyData(cancelKey.processId, cancelKey.secretKey), readyForQuery('I')]);
+      conn.cancelKey = deps.cancelKeys.issue(new ClientCancelSubject(db.id, client));
+      greeting = Buffer.concat([...welcomeFor(welcome, params), backendKeyData(conn.cancelKey.processId, conn.cancelKey.secretKey), readyForQuery('I')]);
     } else {
       // Reported before the route is read: an autoscaler that set `suspending` and looks again sees this client.
       // Bounded: with the coordinator unreachable no autoscaler can act either, and running dbs must keep serving.
       await untilAborted(Promise.race([activity.reported(), new Promise<void>((r) => setTimeout(r, REPORT_WAIT_MS).unref())]), clientLeft.signal);
       await deps.freezes.waitLifted(db.id, db.name, clientLeft.signal);
       const connectDeps = { ...deps, logger: log, timeoutMs: deps.config.wakeTimeoutMs };
-      const { server: conn, woke } = await connectCompute(db, login, connectDeps, clientLeft.signal);
+      const { server: computeConn, woke } = await connectCompute(db, login, connectDeps, clientLeft.signal);
       deps.metrics.wakeSeconds.observe({ kind: woke ? 'cold' : 'warm' }, (performance.now() - started) / 1000);
-      const server = new PoolServer(conn, deps.metrics.relayed, () => undefined);
+      const server = new PoolServer(computeConn, deps.metrics.relayed, () => undefined);
       client = new PooledClient(socket, {
         mode: 'session',
         server,
@@ -139,35 +210,21 @@ export async function serveClient(raw: Socket, deps: GatewayDeps): Promise<void>
         reconnect: async (signal) => (await connectCompute((await deps.catalog.dbs.byId(db.id)) ?? db, login, connectDeps, signal)).server,
         ...common,
       });
-      cancelKey = deps.cancelKeys.issue({ dbId: db.id, server: () => client.currentServer });
-      greeting = Buffer.concat([...conn.startupMessages, backendKeyData(cancelKey.processId, cancelKey.secretKey), conn.readyForQuery]);
+      conn.cancelKey = deps.cancelKeys.issue(new ClientCancelSubject(db.id, client));
+      greeting = Buffer.concat([...computeConn.startupMessages, backendKeyData(conn.cancelKey.processId, conn.cancelKey.secretKey), computeConn.readyForQuery]);
     }
-    outcome = 'relayed';
-    deps.metrics.outcome(outcome);
+    conn.outcome = 'relayed';
+    deps.metrics.outcome('relayed');
     log.debug({ ms: Math.round(performance.now() - started) }, 'client session relayed');
     socket.write(greeting);
-    const forget = db.pool_mode === 'session' ? deps.pools.addSession(db.id, client) : () => undefined;
-    const unwatch = deps.lifetimes.watch({ socket, busy: () => client.busy, idleTimeoutSeconds: who.policy.idleTimeoutSeconds, maxConnectionLifeSeconds: who.policy.maxConnectionLifeSeconds, log });
-    try {
-      const done = client.start(startup.reader.detach());
-      // A freeze applied while this session connected holds it like the others.
-      if (deps.freezes.frozen(db.id)) client.frozenNow();
-      await done;
-    } finally {
-      forget();
-      unwatch();
-    }
-  } catch (err) {
-    outcome = refuse(err, socket, reader !== null, deps, log);
+    const forget = db.pool_mode === 'session' ? deps.pools.addSession(db.id, client) : nothingToForget;
+    const unwatch = deps.lifetimes.watch({ socket, client, idleTimeoutSeconds: who.policy.idleTimeoutSeconds, maxConnectionLifeSeconds: who.policy.maxConnectionLifeSeconds, log });
+    client.start(startup.reader.detach());
+    // A freeze applied while this session connected holds it like the others.
+    if (deps.freezes.frozen(db.id)) client.frozenNow();
+    return { client, forget, unwatch };
   } finally {
     deadline.clear();
-    if (cancelKey) deps.cancelKeys.release(cancelKey);
-    admission?.();
-    activity?.close();
-    deps.metrics.connectionsOpen.dec();
-    if (outcome !== 'relayed') deps.metrics.outcome(outcome ?? 'client_gone');
-    // One line per connection: how it ended (db_id once routed, conn_id always).
-    log.info({ outcome: outcome ?? 'client_gone', ms: Math.round(performance.now() - connStarted) }, 'connection closed');
   }
 }
 

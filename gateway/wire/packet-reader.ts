@@ -27,6 +27,8 @@ export class PacketReader {
   #waiter: (() => void) | undefined;
   #paused = false;
   #whenEnded: () => Error;
+  #end: () => void;
+  #onError: (err: Error) => void;
   readonly closed: Promise<void>;
 
   constructor(socket: Duplex, whenEnded: () => Error) {
@@ -34,18 +36,19 @@ export class PacketReader {
     this.#whenEnded = whenEnded;
     let markClosed!: () => void;
     this.closed = new Promise((resolve) => (markClosed = resolve));
-    const end = () => {
+    const end = (this.#end = () => {
       this.#ended = true;
       markClosed();
       this.#notify();
+    });
+    this.#onError = (err: Error) => {
+      this.#failure ??= err;
+      end();
     };
     socket.on('data', this.#onData);
     socket.once('end', end);
     socket.once('close', end);
-    socket.on('error', (err: Error) => {
-      this.#failure ??= err;
-      end();
-    });
+    socket.on('error', this.#onError);
   }
 
   #onData = (chunk: Buffer): void => {
@@ -117,10 +120,18 @@ export class PacketReader {
     return { type, body: raw.subarray(5), raw };
   }
 
-  /** Stops reading and returns what was read ahead; the caller now owns the socket's data. */
+  /**
+   * Stops reading and returns what was read ahead; the caller now owns the socket's
+   * data and its end. Every listener goes, so a relayed socket does not keep this
+   * reader (and its closures) for its whole life; `closed` no longer settles.
+   */
   detach(): Buffer {
-    this.#socket.pause();
-    this.#socket.off('data', this.#onData);
+    const socket = this.#socket;
+    socket.pause();
+    socket.off('data', this.#onData);
+    socket.off('end', this.#end);
+    socket.off('close', this.#end);
+    socket.off('error', this.#onError);
     this.#paused = false;
     const rest = this.#buf;
     this.#buf = EMPTY;
