@@ -81,48 +81,17 @@ export class ActivityTracker {
     if (mode === 'session') entry.sessionClients++;
     entry.lastActivityAt = Date.now();
     if (entry.clientConnections === 1) void this.report();
-    let checkedOut = false;
-    let inTransaction = false;
-    let closed = false;
-    const frozenChange = () => {
-      if (this.sources?.freezeGeneration(dbId) != null) void this.report();
-    };
-    return {
-      checkoutBegan: () => {
-        if (checkedOut || closed) return;
-        checkedOut = true;
-        entry.checkoutsInFlight++;
-        entry.lastActivityAt = Date.now();
-        frozenChange();
-      },
-      checkoutEnded: () => {
-        if (!checkedOut) return;
-        checkedOut = false;
-        entry.checkoutsInFlight--;
-        entry.lastActivityAt = Date.now();
-        frozenChange();
-      },
-      transaction: (open) => {
-        if (open === inTransaction || closed) return;
-        inTransaction = open;
-        entry.openTransactions += open ? 1 : -1;
-      },
-      reported: () => (this.#reportedBusy.has(dbId) ? Promise.resolve() : this.report()),
-      reportedInUse: () => this.#reportedBusy.has(dbId),
-      close: () => {
-        if (closed) return;
-        closed = true;
-        entry.clientConnections--;
-        if (mode === 'session') entry.sessionClients--;
-        if (checkedOut) {
-          checkedOut = false;
-          entry.checkoutsInFlight--;
-          frozenChange();
-        }
-        if (inTransaction) entry.openTransactions--;
-        entry.lastActivityAt = Date.now();
-      },
-    };
+    return new OpenClient(this, dbId, mode === 'session', entry);
+  }
+
+  /** Whether the last report that reached the coordinator showed `dbId` in use. */
+  reportedInUse(dbId: string): boolean {
+    return this.#reportedBusy.has(dbId);
+  }
+
+  /** A checkout of a frozen db began or ended: the freeze barrier hears it at once. */
+  frozenChange(dbId: string): void {
+    if (this.sources?.freezeGeneration(dbId) != null) void this.report();
   }
 
   /** What this gateway would report now. */
@@ -184,5 +153,67 @@ export class ActivityTracker {
     this.#unsubscribe();
     await this.report();
     this.#stopped = true;
+  }
+}
+
+/**
+ * One client connection's share of its db's counters: one small object per client
+ * (not a closure per method, which the idle clients of a gateway would each keep).
+ */
+class OpenClient implements ClientActivity {
+  #checkedOut = false;
+  #inTransaction = false;
+  #closed = false;
+
+  constructor(
+    private readonly tracker: ActivityTracker,
+    private readonly dbId: string,
+    private readonly session: boolean,
+    private readonly entry: DbCounters,
+  ) {}
+
+  checkoutBegan(): void {
+    if (this.#checkedOut || this.#closed) return;
+    this.#checkedOut = true;
+    this.entry.checkoutsInFlight++;
+    this.entry.lastActivityAt = Date.now();
+    this.tracker.frozenChange(this.dbId);
+  }
+
+  checkoutEnded(): void {
+    if (!this.#checkedOut) return;
+    this.#checkedOut = false;
+    this.entry.checkoutsInFlight--;
+    this.entry.lastActivityAt = Date.now();
+    this.tracker.frozenChange(this.dbId);
+  }
+
+  transaction(open: boolean): void {
+    if (open === this.#inTransaction || this.#closed) return;
+    this.#inTransaction = open;
+    this.entry.openTransactions += open ? 1 : -1;
+  }
+
+  reported(): Promise<void> {
+    return this.tracker.reportedInUse(this.dbId) ? Promise.resolve() : this.tracker.report();
+  }
+
+  reportedInUse(): boolean {
+    return this.tracker.reportedInUse(this.dbId);
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    const entry = this.entry;
+    entry.clientConnections--;
+    if (this.session) entry.sessionClients--;
+    if (this.#checkedOut) {
+      this.#checkedOut = false;
+      entry.checkoutsInFlight--;
+      this.tracker.frozenChange(this.dbId);
+    }
+    if (this.#inTransaction) entry.openTransactions--;
+    entry.lastActivityAt = Date.now();
   }
 }
