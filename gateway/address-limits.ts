@@ -25,7 +25,7 @@ export class ClientsPerAddress {
       return false;
     }
     this.#open.set(address, n + 1);
-    socket.once('close', () => {
+    socket.on('close', () => {
       const left = (this.#open.get(address) ?? 1) - 1;
       if (left <= 0) this.#open.delete(address);
       else this.#open.set(address, left);

@@ -59,7 +59,8 @@ export const CANCEL_KEY_TTL_MS = 10 * 60_000;
  * gateway (or another worker on this port) is forwarded here, checked, and cancelled.
  */
 export class CancelKeys {
-  #byProcessId = new Map<number, { secret: Buffer; target: CancelSubject }>();
+  /** The secret is kept as the number it is: a 4-byte Buffer per session would be a slice keeping a shared pool block alive. */
+  #byProcessId = new Map<number, { secretKey: number; target: CancelSubject }>();
   #routing: CancelRouting | undefined;
   #stops: Unsubscribe[] = [];
   #log: Logger | undefined;
@@ -84,11 +85,9 @@ export class CancelKeys {
     do processId = randomInt(1, 2 ** 31 - 1);
     while (this.#byProcessId.has(processId));
     const secretKey = randomInt(-(2 ** 31), 2 ** 31 - 1);
-    const secret = Buffer.allocUnsafe(4);
-    secret.writeInt32BE(secretKey, 0);
-    this.#byProcessId.set(processId, { secret, target });
+    this.#byProcessId.set(processId, { secretKey, target });
     // Not awaited: a new session must not wait for (or, in a Redis outage, on) the coordinator.
-    this.#register(cancelKeyHex(processId, secret));
+    this.#register(cancelKeyHex(processId, secretBytes(secretKey)));
     return { processId, secretKey };
   }
 
@@ -97,7 +96,7 @@ export class CancelKeys {
     if (!entry) return;
     this.#byProcessId.delete(key.processId);
     const routing = this.#routing;
-    if (routing) routing.coordinator.unregisterCancelKey(cancelKeyHex(key.processId, entry.secret)).catch((err: Error) => this.#log?.warn({ err: err.message }, 'could not unregister a cancel key'));
+    if (routing) routing.coordinator.unregisterCancelKey(cancelKeyHex(key.processId, secretBytes(entry.secretKey))).catch((err: Error) => this.#log?.warn({ err: err.message }, 'could not unregister a cancel key'));
   }
 
   /** Sends a key this gateway does not know to the gateway that gave it out; false when none did (or no routing). */
@@ -118,7 +117,7 @@ export class CancelKeys {
   }
 
   #renewAll(): void {
-    for (const [processId, { secret }] of this.#byProcessId) this.#register(cancelKeyHex(processId, secret));
+    for (const [processId, { secretKey }] of this.#byProcessId) this.#register(cancelKeyHex(processId, secretBytes(secretKey)));
   }
 
   async #cancelForwarded(key: string): Promise<void> {
@@ -135,7 +134,7 @@ export class CancelKeys {
   /** The target for a CancelRequest, or undefined when the key is not one this gateway gave out. */
   lookup(processId: number, secretKey: Buffer): CancelSubject | undefined {
     const entry = this.#byProcessId.get(processId);
-    if (!entry || secretKey.length !== entry.secret.length || !timingSafeEqual(secretKey, entry.secret)) return undefined;
+    if (!entry || secretKey.length !== 4 || !timingSafeEqual(secretKey, secretBytes(entry.secretKey))) return undefined;
     return entry.target;
   }
 
@@ -187,4 +186,11 @@ export function cancelOnCompute(target: CancelTarget): Promise<void> {
     });
     socket.resume();
   });
+}
+
+/** A BackendKeyData secret as its 4 bytes on the wire. */
+function secretBytes(secretKey: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeInt32BE(secretKey, 0);
+  return b;
 }

@@ -14,10 +14,14 @@ export interface Listener {
  */
 export function listen(host: string, port: number, serve: (socket: net.Socket) => Promise<void>, logger: Logger, maxClientsPerAddress = 0, onRefused?: () => void): Promise<Listener> {
   const open = new Set<net.Socket>();
+  // One listener for every socket (`this` is the socket), and `on`, not `once`: a socket closes once, and each `once` keeps two more objects per client.
+  const forget = function (this: net.Socket): void {
+    open.delete(this);
+  };
   const perAddress = new ClientsPerAddress(maxClientsPerAddress, onRefused);
   const server = net.createServer({ noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000 }, (socket) => {
     open.add(socket);
-    socket.once('close', () => open.delete(socket));
+    socket.on('close', forget);
     if (!perAddress.admit(socket)) return;
     serve(socket).catch((err: Error) => {
       // serve() handles its own errors; this is the last guard that keeps the process up.

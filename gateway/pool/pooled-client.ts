@@ -32,6 +32,13 @@ const STALLED_HIGH_WATER_BYTES = 256 * 1024;
 
 /** Transaction mode reads these whole: it renames statements in them and looks at their SQL. */
 const WHOLE_IN_TRANSACTION_MODE = new Set([M_QUERY, M_PARSE, M_BIND, M_DESCRIBE, M_CLOSE]);
+/** The framer's question, one function for every client (not a closure each). */
+const wholeInTransactionMode = (type: number): boolean => WHOLE_IN_TRANSACTION_MODE.has(type);
+const neverWhole = (): boolean => false;
+/** A client socket's error ends it (its close ends the client); one listener shared by every socket. */
+function destroySocket(this: Socket): void {
+  this.destroy();
+}
 
 interface Common {
   db: DbRecord;
@@ -85,7 +92,8 @@ export class PooledClient implements ServerClient, FrameSink {
   #localParses = 0;
   #streaming: PoolServer | null = null;
   #drainWait = false;
-  #left = new AbortController();
+  /** Aborted when the client leaves; made on first use (only a wait that outlives a message needs it). */
+  #left: AbortController | null = null;
   #ended = false;
   #capture: Promise<SessionState> | null = null;
   /** In the pool's queue now. */
@@ -99,15 +107,16 @@ export class PooledClient implements ServerClient, FrameSink {
     private readonly o: PooledClientOptions,
   ) {
     this.done = new Promise((resolve) => (this.#finish = resolve));
-    this.#framer = new MessageFramer(this, o.mode === 'transaction' ? (t) => WHOLE_IN_TRANSACTION_MODE.has(t) : () => false, o.maxMessageBytes);
+    this.#framer = new MessageFramer(this, o.mode === 'transaction' ? wholeInTransactionMode : neverWhole, o.maxMessageBytes);
   }
 
   /** Starts relaying; `readAhead` is what the client sent before its greeting was written. */
   start(readAhead: Buffer): Promise<void> {
     const socket = this.socket;
     socket.on('data', this.#onData);
-    socket.once('close', () => this.#clientGone());
-    socket.on('error', () => socket.destroy());
+    // `on`, not `once`: a socket closes once, and `once` wraps each listener in two more objects kept per client.
+    socket.on('close', () => this.#clientGone());
+    socket.on('error', destroySocket);
     if (this.o.mode === 'session') {
       this.#own = this.o.server;
       this.#link(this.o.server);
@@ -119,6 +128,14 @@ export class PooledClient implements ServerClient, FrameSink {
     socket.resume();
     if (readAhead.length > 0) this.#onData(readAhead);
     return this.done;
+  }
+
+  #leftSignal(): AbortSignal {
+    if (!this.#left) {
+      this.#left = new AbortController();
+      if (this.#ended) this.#left.abort();
+    }
+    return this.#left.signal;
   }
 
   /** Whether the client holds a server connection for a request or transaction now. */
@@ -545,7 +562,7 @@ export class PooledClient implements ServerClient, FrameSink {
       await o.activity.reported();
       for (let i = 0; !o.pool.routeMatches(server) && i < 3; i++) {
         o.pool.discard(server);
-        server = await o.pool.checkout(this.#left.signal);
+        server = await o.pool.checkout(this.#leftSignal());
       }
     } catch (err) {
       this.#endCheckout();
@@ -625,7 +642,7 @@ export class PooledClient implements ServerClient, FrameSink {
   }
 
   async #unpark(o: SessionModeClient): Promise<void> {
-    await o.freezes.waitLifted(o.db.id, o.db.name, this.#left.signal);
+    await o.freezes.waitLifted(o.db.id, o.db.name, this.#leftSignal());
     if (this.#server || this.#ended) return;
     const own = this.#own!;
     const state = await this.#capture?.catch(() => null);
@@ -636,7 +653,7 @@ export class PooledClient implements ServerClient, FrameSink {
     }
     this.#beginCheckout();
     try {
-      const conn = await o.reconnect(this.#left.signal);
+      const conn = await o.reconnect(this.#leftSignal());
       const fresh = new PoolServer(conn, o.metrics.relayed, () => undefined);
       try {
         if (state) await replaySession(fresh, state);
@@ -685,7 +702,7 @@ export class PooledClient implements ServerClient, FrameSink {
   #end(): void {
     if (this.#ended) return;
     this.#ended = true;
-    this.#left.abort();
+    this.#left?.abort();
     if (this.#waiter && this.o.mode === 'transaction') this.o.pool.cancel(this.#waiter);
     this.#waiter = null;
     this.#stalled = [];

@@ -23,26 +23,27 @@ export interface ClientStatement {
 
 /** A client's statements by the names it gave them. */
 export class ClientStatements {
-  readonly #byName = new Map<string, ClientStatement>();
+  /** Made at the first named statement: most clients never prepare one. */
+  #byName: Map<string, ClientStatement> | null = null;
 
   get(name: string): ClientStatement | undefined {
-    return this.#byName.get(name);
+    return this.#byName?.get(name);
   }
 
   set(name: string, statement: ClientStatement): void {
-    this.#byName.set(name, statement);
+    (this.#byName ??= new Map()).set(name, statement);
   }
 
   delete(name: string): void {
-    this.#byName.delete(name);
+    this.#byName?.delete(name);
   }
 
   clear(): void {
-    this.#byName.clear();
+    this.#byName?.clear();
   }
 
   get size(): number {
-    return this.#byName.size;
+    return this.#byName?.size ?? 0;
   }
 }
 

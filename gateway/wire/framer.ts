@@ -20,7 +20,8 @@ const MAX_WHOLE_BYTES = 1 << 30;
  * it comes. Only headers are read here; the sink decides what else to look at.
  */
 export class MessageFramer {
-  #head = Buffer.allocUnsafe(5);
+  /** A header split across chunks; made when one first is (its own memory, not a slice that keeps a shared pool block alive). */
+  #head: Buffer | null = null;
   #headHave = 0;
   #whole: Buffer | null = null;
   #wholeHave = 0;
@@ -58,12 +59,12 @@ export class MessageFramer {
       if (!this.sink.message(whole[0]!, whole, 0, whole.length)) return at < len ? Buffer.concat([whole, chunk.subarray(at)]) : whole;
     } else if (this.#headHave > 0) {
       const n = Math.min(5 - this.#headHave, len);
-      chunk.copy(this.#head, this.#headHave, 0, n);
+      chunk.copy(this.#head!, this.#headHave, 0, n);
       this.#headHave += n;
       at = n;
       if (this.#headHave < 5) return null;
       this.#headHave = 0;
-      const head = Buffer.from(this.#head);
+      const head = Buffer.from(this.#head!);
       const stopped = this.#begin(head, chunk, at);
       if (stopped === -1) return at < len ? Buffer.concat([head, chunk.subarray(at)]) : head;
       at = stopped;
@@ -71,7 +72,7 @@ export class MessageFramer {
     while (at < len) {
       const left = len - at;
       if (left < 5) {
-        chunk.copy(this.#head, 0, at, len);
+        chunk.copy((this.#head ??= Buffer.alloc(5)), 0, at, len);
         this.#headHave = left;
         return null;
       }
