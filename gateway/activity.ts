@@ -23,6 +23,8 @@ export interface ClientActivity {
 }
 
 interface DbCounters extends DbActivity {
+  /** The db's id, one string its clients share (each login reads its own copy from the catalog). */
+  dbId: string;
   /** Session-mode clients: each keeps its db awake while connected. */
   sessionClients: number;
 }
@@ -69,7 +71,7 @@ export class ActivityTracker {
   #counters(dbId: string): DbCounters {
     let a = this.#dbs.get(dbId);
     if (!a) {
-      a = { clientConnections: 0, sessionClients: 0, checkoutsInFlight: 0, openTransactions: 0, lastActivityAt: Date.now() };
+      a = { dbId, clientConnections: 0, sessionClients: 0, checkoutsInFlight: 0, openTransactions: 0, lastActivityAt: Date.now() };
       this.#dbs.set(dbId, a);
     }
     return a;
@@ -81,7 +83,7 @@ export class ActivityTracker {
     if (mode === 'session') entry.sessionClients++;
     entry.lastActivityAt = Date.now();
     if (entry.clientConnections === 1) void this.report();
-    return new OpenClient(this, dbId, mode === 'session', entry);
+    return new OpenClient(this, mode === 'session', entry);
   }
 
   /** Whether the last report that reached the coordinator showed `dbId` in use. */
@@ -167,7 +169,6 @@ class OpenClient implements ClientActivity {
 
   constructor(
     private readonly tracker: ActivityTracker,
-    private readonly dbId: string,
     private readonly session: boolean,
     private readonly entry: DbCounters,
   ) {}
@@ -177,7 +178,7 @@ class OpenClient implements ClientActivity {
     this.#checkedOut = true;
     this.entry.checkoutsInFlight++;
     this.entry.lastActivityAt = Date.now();
-    this.tracker.frozenChange(this.dbId);
+    this.tracker.frozenChange(this.entry.dbId);
   }
 
   checkoutEnded(): void {
@@ -185,7 +186,7 @@ class OpenClient implements ClientActivity {
     this.#checkedOut = false;
     this.entry.checkoutsInFlight--;
     this.entry.lastActivityAt = Date.now();
-    this.tracker.frozenChange(this.dbId);
+    this.tracker.frozenChange(this.entry.dbId);
   }
 
   transaction(open: boolean): void {
@@ -195,11 +196,11 @@ class OpenClient implements ClientActivity {
   }
 
   reported(): Promise<void> {
-    return this.tracker.reportedInUse(this.dbId) ? Promise.resolve() : this.tracker.report();
+    return this.tracker.reportedInUse(this.entry.dbId) ? Promise.resolve() : this.tracker.report();
   }
 
   reportedInUse(): boolean {
-    return this.tracker.reportedInUse(this.dbId);
+    return this.tracker.reportedInUse(this.entry.dbId);
   }
 
   close(): void {
@@ -211,7 +212,7 @@ class OpenClient implements ClientActivity {
     if (this.#checkedOut) {
       this.#checkedOut = false;
       entry.checkoutsInFlight--;
-      this.tracker.frozenChange(this.dbId);
+      this.tracker.frozenChange(this.entry.dbId);
     }
     if (this.#inTransaction) entry.openTransactions--;
     entry.lastActivityAt = Date.now();

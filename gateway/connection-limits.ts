@@ -30,14 +30,17 @@ export class ConnectionLimits {
         throw new GatewayError(SQLSTATE.tooManyConnections, `too many connections for the dbs of tenant "${db.tenant}"`, 'too_many_connections', `the tenant allows ${tenantMax} connections at once to all its dbs`, 'close idle connections, or raise the limit (PUT /v2/tenants/<tenant>/connection-limits)');
       }
     }
-    bump(this.#byDb, db.id, 1);
-    bump(this.#byTenant, db.tenant_id, 1);
+    // The release keeps the two ids, not the db record: it lasts as long as the client.
+    const dbId = db.id;
+    const tenantId = db.tenant_id;
+    bump(this.#byDb, dbId, 1);
+    bump(this.#byTenant, tenantId, 1);
     let released = false;
     return () => {
       if (released) return;
       released = true;
-      bump(this.#byDb, db.id, -1);
-      bump(this.#byTenant, db.tenant_id, -1);
+      bump(this.#byDb, dbId, -1);
+      bump(this.#byTenant, tenantId, -1);
     };
   }
 

@@ -122,10 +122,11 @@ const nothingToForget = (): void => undefined;
 
 /** The cancel key's subject: the server connection the client holds when a cancel arrives (no closure per client). */
 class ClientCancelSubject implements CancelSubject {
-  constructor(
-    readonly dbId: string,
-    private readonly client: PooledClient,
-  ) {}
+  constructor(private readonly client: PooledClient) {}
+
+  get dbId(): string {
+    return this.client.dbId;
+  }
 
   server(): PoolServer | null {
     return this.client.currentServer;
@@ -188,8 +189,9 @@ async function openSession(conn: ClientConnection, deps: GatewayDeps): Promise<R
       const pool = deps.pools.get(db, { ...login, params: {} });
       const welcome = await pool.welcome(clientLeft.signal);
       const params = ClientParams.fromStartup(startup.params, request.computeOptions);
-      client = new PooledClient(socket, { mode: 'transaction', pool, params, ...common });
-      conn.cancelKey = deps.cancelKeys.issue(new ClientCancelSubject(db.id, client));
+      // The pool's db record rather than this login's copy: an idle client keeps its record as long as it stays.
+      client = new PooledClient(socket, { mode: 'transaction', pool, params, ...common, db: pool.db });
+      conn.cancelKey = deps.cancelKeys.issue(new ClientCancelSubject(client));
       greeting = Buffer.concat([...welcomeFor(welcome, params), backendKeyData(conn.cancelKey.processId, conn.cancelKey.secretKey), readyForQuery('I')]);
     } else {
       // Reported before the route is read: an autoscaler that set `suspending` and looks again sees this client.
@@ -210,7 +212,7 @@ async function openSession(conn: ClientConnection, deps: GatewayDeps): Promise<R
         reconnect: async (signal) => (await connectCompute((await deps.catalog.dbs.byId(db.id)) ?? db, login, connectDeps, signal)).server,
         ...common,
       });
-      conn.cancelKey = deps.cancelKeys.issue(new ClientCancelSubject(db.id, client));
+      conn.cancelKey = deps.cancelKeys.issue(new ClientCancelSubject(client));
       greeting = Buffer.concat([...computeConn.startupMessages, backendKeyData(conn.cancelKey.processId, conn.cancelKey.secretKey), computeConn.readyForQuery]);
     }
     conn.outcome = 'relayed';
