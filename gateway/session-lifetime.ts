@@ -19,10 +19,30 @@ export interface LifetimeWatch {
   log: Logger;
 }
 
-interface Watched extends LifetimeWatch {
-  startedAt: number;
+/**
+ * A watched session: a class, not `{ ...w, startedAt, … }`, whose spread gave every
+ * session's entry a hidden class of its own (a map and descriptors, ~300 bytes per client).
+ */
+class Watched implements LifetimeWatch {
+  readonly socket: Socket;
+  readonly client: { readonly busy: boolean };
+  readonly idleTimeoutSeconds: number;
+  readonly maxConnectionLifeSeconds: number;
+  readonly log: Logger;
+  readonly startedAt: number;
   bytes: number;
   lastTrafficAt: number;
+
+  constructor(w: LifetimeWatch, now: number) {
+    this.socket = w.socket;
+    this.client = w.client;
+    this.idleTimeoutSeconds = w.idleTimeoutSeconds;
+    this.maxConnectionLifeSeconds = w.maxConnectionLifeSeconds;
+    this.log = w.log;
+    this.startedAt = now;
+    this.bytes = trafficOf(w.socket);
+    this.lastTrafficAt = now;
+  }
 }
 
 type EndReason = 'idle_timeout' | 'max_connection_life';
@@ -50,8 +70,7 @@ export class SessionLifetimes {
   /** Watches a relayed session until the returned function is called (when it ended by itself). */
   watch(w: LifetimeWatch): () => void {
     if (w.idleTimeoutSeconds === 0 && w.maxConnectionLifeSeconds === 0) return unwatched;
-    const now = Date.now();
-    const entry: Watched = { ...w, startedAt: now, bytes: trafficOf(w.socket), lastTrafficAt: now };
+    const entry = new Watched(w, Date.now());
     this.#sessions.add(entry);
     this.#timer ??= setInterval(() => this.#sweep(), SWEEP_MS).unref();
     return () => {
