@@ -172,9 +172,9 @@ describe('moving to a new writer', () => {
       const r = await gatewayReport(stack, t.db.id);
       return r?.freezeGeneration === frozen.freeze_generation && r.checkoutsInFlight === 0;
     }, 5_000, 5);
-    const waiting = (await gatewayReport(stack, t.db.id))!.checkoutsWaiting!;
     const { port } = await secondWriter(t);
-    await new Promise((r) => setTimeout(r, 300)); // clients keep arriving at the held queue
+    // The report read at the barrier may predate the clients' next transactions; the held queue fills as they arrive.
+    const waiting = await waitFor('clients held by the freeze', async () => (await gatewayReport(stack, t.db.id))?.checkoutsWaiting || undefined, 3_000, 20);
     const moved = await lift(t, { compute_port: port, writer_term: frozen.writer_term + 1 });
     expect(moved.compute_port).toBe(port);
     const { stdout } = await bench;
