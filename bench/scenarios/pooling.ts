@@ -3,6 +3,7 @@ import { COMPARED_SYSTEMS, DIRECT, sharedComparedSystems, systemName } from '../
 import type { HeadlineRatio, Scenario } from '../scenario.js';
 import { formatRatio, ratioSpread, round, spread } from '../stats.js';
 import { describeRunLength, pgbench, pgbenchInit, type PgbenchTarget, type RunLength } from '../tools/pgbench.js';
+import { cpuTimeMs } from '../tools/proc.js';
 
 const CLIENTS = 50;
 const POOL_SIZE = 10;
@@ -48,14 +49,18 @@ export const poolingScenario: Scenario = {
         [DIRECT, direct],
         [POOLED, viaGateway],
       ];
+      /** The proxy's process, whose CPU per transaction is what the pooler costs (pgwake's holds every role). */
+      const proxyPid = new Map<string, number>([[POOLED, pgwake.pid]]);
       if (pgbouncerInstalled()) {
         bouncer = await PgBouncer.start(direct, { poolMode: 'transaction', poolSize: POOL_SIZE });
         systems.push([BOUNCER, bouncer.target(direct)]);
+        proxyPid.set(BOUNCER, bouncer.pid);
       } else {
         notes.push('PgBouncer is not installed (`apt-get install pgbouncer`): its column is left out.');
       }
       const tps = new Map<string, number[]>();
       const failed = new Map<string, number>();
+      const cpuPerTx = new Map<string, { user: number[]; system: number[] }>();
       const key = (variant: string, system: string) => `${variant} | ${system}`;
       const total = rounds * variants.length * systems.length;
       let done = 0;
@@ -65,14 +70,24 @@ export const poolingScenario: Scenario = {
           const order = systems.map((_, i) => systems[(i + r) % systems.length]!);
           for (const [name, target] of order) {
             ctx.progress(`round ${r + 1}/${rounds}: ${variant.name}: ${name} (${++done}/${total})`);
+            const pid = proxyPid.get(name);
+            const cpuBefore = pid ? await cpuTimeMs(pid) : undefined;
             const result = await pgbench(target, { clients: CLIENTS, ...length, extra: variant.extra });
             const k = key(variant.name, name);
+            if (pid && cpuBefore && result.transactions > 0) {
+              const cpuAfter = await cpuTimeMs(pid);
+              const per = cpuPerTx.get(k) ?? { user: [], system: [] };
+              per.user.push(((cpuAfter.user - cpuBefore.user) * 1000) / result.transactions);
+              per.system.push(((cpuAfter.system - cpuBefore.system) * 1000) / result.transactions);
+              cpuPerTx.set(k, per);
+            }
             tps.set(k, [...(tps.get(k) ?? []), result.tps]);
             failed.set(k, (failed.get(k) ?? 0) + result.failed);
           }
         }
       }
       const rows: (string | number)[][] = [];
+      const cpuRows: (string | number)[][] = [];
       const ratios: HeadlineRatio[] = [];
       for (const variant of variants) {
         const runs = (system: string) => tps.get(key(variant.name, system))!;
@@ -82,6 +97,11 @@ export const poolingScenario: Scenario = {
         for (const [name] of systems) {
           const s = spread(runs(name));
           rows.push([variant.name, name, round(s.median, 0), round(s.min, 0), round(s.max, 0), formatRatio(ratioSpread(runs(name), runs(DIRECT))), bouncer ? formatRatio(ratioSpread(runs(name), runs(BOUNCER))) : '—', failed.get(key(variant.name, name))!]);
+          const cpu = cpuPerTx.get(key(variant.name, name));
+          if (cpu) {
+            const user = spread(cpu.user);
+            cpuRows.push([variant.name, name, round(user.median, 1), round(user.min, 1), round(user.max, 1), round(spread(cpu.system).median, 1)]);
+          }
         }
       }
       return {
@@ -91,8 +111,13 @@ export const poolingScenario: Scenario = {
             columns: ['protocol', 'system', 'median', 'min', 'max', '× direct (within a round)', '× PgBouncer (within a round)', 'failed tx'],
             rows,
           },
+          {
+            title: 'CPU of the proxy process per transaction, µs (from /proc/<pid>/stat around each run; 10 ms ticks)',
+            columns: ['protocol', 'system', 'user, median', 'user, min', 'user, max', 'system, median'],
+            rows: cpuRows,
+          },
         ],
-        data: Object.fromEntries(tps),
+        data: { ...Object.fromEntries(tps), cpuMicrosecondsPerTransaction: Object.fromEntries(cpuPerTx) },
         notes: [
           ...notes,
           `Direct Postgres serves the ${CLIENTS} clients with ${CLIENTS} backends; the poolers with ${POOL_SIZE}.`,

@@ -18,6 +18,8 @@ export interface PgbenchTarget {
 
 export interface PgbenchRun {
   tps: number;
+  /** "number of transactions actually processed". */
+  transactions: number;
   latencyMs: number;
   failed: number;
   /** "initial connection time" (or, with -C, "average connection time"), ms. */
@@ -49,16 +51,18 @@ export async function pgbenchInit(t: PgbenchTarget, scale = 1): Promise<void> {
 }
 
 /** The summary pgbench prints at the end of a run. */
-export function parsePgbenchSummary(stdout: string): Pick<PgbenchRun, 'tps' | 'latencyMs' | 'failed' | 'connectionMs'> {
+export function parsePgbenchSummary(stdout: string): Pick<PgbenchRun, 'tps' | 'transactions' | 'latencyMs' | 'failed' | 'connectionMs'> {
   const tps = /tps = ([\d.]+)/.exec(stdout);
+  const processed = /number of transactions actually processed: (\d+)/.exec(stdout);
   const latency = /latency average = ([\d.]+) ms/.exec(stdout);
   const failed = /number of failed transactions: (\d+)/.exec(stdout);
   const connection = /(?:initial|average) connection time = ([\d.]+) ms/.exec(stdout);
   // A run that finished no transaction in time (all clients still logging in) prints no tps line: that is 0 tps.
-  const none = /number of transactions actually processed: 0\b/.test(stdout);
+  const none = processed?.[1] === '0';
   if (!tps && !none) throw new Error(`pgbench printed no tps:\n${stdout}`);
   return {
     tps: tps ? Number(tps[1]) : 0,
+    transactions: processed ? Number(processed[1]) : 0,
     latencyMs: latency ? Number(latency[1]) : Number.NaN,
     failed: failed ? Number(failed[1]) : 0,
     ...(connection ? { connectionMs: Number(connection[1]) } : {}),

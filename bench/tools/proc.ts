@@ -13,3 +13,11 @@ export async function openFilesLimit(pid: number | 'self'): Promise<{ soft: numb
   const n = (v: string | undefined) => (v === undefined || v === 'unlimited' ? Number.POSITIVE_INFINITY : Number(v));
   return { soft: n(m?.[1]), hard: n(m?.[2]) };
 }
+
+/** CPU time a process has used, user and system, in ms, from /proc/<pid>/stat (Linux; clock ticks of 10 ms). */
+export async function cpuTimeMs(pid: number): Promise<{ user: number; system: number }> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th of them.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return { user: Number(fields[11]) * 10, system: Number(fields[12]) * 10 };
+}

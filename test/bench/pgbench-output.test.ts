@@ -25,13 +25,13 @@ tps = 71.252184 (including reconnection times)
 
 describe('pgbench output', () => {
   it('reads the summary: tps, latency, failures, connection time', () => {
-    expect(parsePgbenchSummary(SUMMARY)).toEqual({ tps: 10727.281463, latencyMs: 0.186, failed: 0, connectionMs: 23.35 });
-    expect(parsePgbenchSummary(RECONNECT)).toEqual({ tps: 71.252184, latencyMs: 28.069, failed: 3, connectionMs: 24.513 });
+    expect(parsePgbenchSummary(SUMMARY)).toEqual({ tps: 10727.281463, transactions: 21211, latencyMs: 0.186, failed: 0, connectionMs: 23.35 });
+    expect(parsePgbenchSummary(RECONNECT)).toEqual({ tps: 71.252184, transactions: 0, latencyMs: 28.069, failed: 3, connectionMs: 24.513 });
   });
 
   it('reads a run that finished no transaction as 0 tps', () => {
     const out = 'duration: 1 s\nnumber of transactions actually processed: 0\nnumber of failed transactions: 0 (NaN%)\n';
-    expect(parsePgbenchSummary(out)).toMatchObject({ tps: 0, failed: 0 });
+    expect(parsePgbenchSummary(out)).toMatchObject({ tps: 0, transactions: 0, failed: 0 });
   });
 
   it('refuses output without a tps line', () => {

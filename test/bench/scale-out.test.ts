@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { IN_PROCESS, REDIS, throughputRows, wakeRows, workersName } from '../../bench/scenarios/scale-out.js';
 import type { PgbenchRun } from '../../bench/tools/pgbench.js';
 
-const run = (tps: number, failed = 0): PgbenchRun => ({ tps, latencyMs: 1, failed });
+const run = (tps: number, failed = 0): PgbenchRun => ({ tps, transactions: tps, latencyMs: 1, failed });
 
 describe('scale-out figures', () => {
   it('takes the 2-worker ÷ 1-worker ratio within each round, with the failed transactions of both', () => {
