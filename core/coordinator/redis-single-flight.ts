@@ -60,32 +60,37 @@ export class RedisSingleFlight {
 
   async #fly<T>(key: string, fn: () => Promise<T>): Promise<T> {
     const lock = this.names.flightLock(key);
-    for (;;) {
-      // Listen before looking, so the end of the flight we find cannot slip by.
-      const early: FlightDone[] = [];
-      let wanted: string | undefined;
-      let deliver: ((outcome: FlightOutcome) => void) | undefined;
-      const waiter = (done: FlightDone) => {
-        if (wanted === undefined) early.push(done);
-        else if (done.token === wanted) deliver?.(done.outcome);
-      };
-      let waiters = this.#waiters.get(key);
-      if (!waiters) this.#waiters.set(key, (waiters = new Set()));
-      waiters.add(waiter);
-      try {
+    // Listen before looking, so the end of the flight we find cannot slip by. Every flight of the key that ends
+    // while this call waits is kept: when a holder dies, another waiter may fly and finish before this one looks again.
+    const heard: FlightDone[] = [];
+    let wanted: string | undefined;
+    let deliver: ((outcome: FlightOutcome) => void) | undefined;
+    const waiter = (done: FlightDone) => {
+      heard.push(done);
+      if (done.token === wanted) deliver?.(done.outcome);
+    };
+    let waiters = this.#waiters.get(key);
+    if (!waiters) this.#waiters.set(key, (waiters = new Set()));
+    waiters.add(waiter);
+    try {
+      for (;;) {
+        // A flight of the key that ended while this call waited answers it: flying now would be a second call.
+        const ended = heard[0];
+        if (ended) return unwrap<T>(ended.outcome);
         const token = randomUUID();
         if ((await this.redis.set(lock, token, 'PX', this.timings.lockTtlMs, 'NX')) === 'OK') return await this.#lead(key, lock, token, fn);
         const holder = await this.redis.get(lock);
         if (holder === null) continue; // it ended between the two commands: try again
         wanted = holder;
-        const heard = early.find((d) => d.token === holder);
-        const outcome = heard?.outcome ?? (await this.#follow(lock, holder, (d) => (deliver = d)));
+        const outcome = heard.find((d) => d.token === holder)?.outcome ?? (await this.#follow(lock, holder, (d) => (deliver = d)));
         if (outcome) return unwrap<T>(outcome);
         // The holder went away without an outcome (it died): fly again.
-      } finally {
-        waiters.delete(waiter);
-        if (!waiters.size && this.#waiters.get(key) === waiters) this.#waiters.delete(key);
+        wanted = undefined;
+        deliver = undefined;
       }
+    } finally {
+      waiters.delete(waiter);
+      if (!waiters.size && this.#waiters.get(key) === waiters) this.#waiters.delete(key);
     }
   }
 
