@@ -2,7 +2,7 @@ import net from 'node:net';
 import pg from 'pg';
 import { RedisCoordinator } from '../../core/index.js';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { sample, startRole, startSharedServices, type RoleProcess, type SharedServices } from './roles.js';
+import { callApi as call, sample, startRole, startSharedServices, type RoleProcess, type SharedServices } from './roles.js';
 
 // The distributed shape of DESIGN §1: every role its own process, sharing a catalog
 // Postgres and coordinating through a real Redis. Two gateways, one autoscaler, one control API.
@@ -24,15 +24,6 @@ afterAll(async () => {
   await autoscaler?.stop();
   await shared?.stop();
 }, 120_000);
-
-async function call(method: string, url: string, key?: string, body?: unknown): Promise<{ status: number; body: any }> {
-  const res = await fetch(url, {
-    method,
-    headers: { ...(key ? { authorization: `Bearer ${key}` } : {}), ...(body ? { 'content-type': 'application/json' } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  return { status: res.status, body: await res.json() };
-}
 
 async function computeStarts(): Promise<number> {
   const body = await (await fetch(autoscaler.metricsUrl!)).text();

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { sample, startRole, startSharedServices, type RoleProcess, type SharedServices } from './roles.js';
+import { callApi as call, sample, startRole, startSharedServices, type RoleProcess, type SharedServices } from './roles.js';
 
 // Two (then three) `pgwake autoscaler` processes over one Redis and one catalog, as docker-compose
 // runs them: one holds the lease and acts, the other stands by; a leader that dies or pauses is
@@ -51,15 +51,6 @@ afterAll(async () => {
   await shared?.stop();
   await rm(computesDir, { recursive: true, force: true });
 }, 120_000);
-
-async function call(method: string, url: string, key?: string, body?: unknown): Promise<{ status: number; body: any }> {
-  const res = await fetch(url, {
-    method,
-    headers: { ...(key ? { authorization: `Bearer ${key}` } : {}), ...(body ? { 'content-type': 'application/json' } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  return { status: res.status, body: await res.json() };
-}
 
 interface Row {
   state: string;
