@@ -25,8 +25,9 @@ describe('autoscaler: the scaling policy at work on a running db', () => {
       const c = await LedgerLoad.connect(s, t, await dbRow(s.stack, t.db.id));
       await c.query('SELECT count(*) FROM generate_series(1, 3000000)'); // a backend's CPU, reaped or alive, counts
       const sample = (await sampler.sample(t.db.id, writer, { clientConnections: 1, checkoutsInFlight: 1, openTransactions: 0, lastActivityAt: Date.now(), checkoutsWaiting: 2 }))!;
-      await c.end();
+      // Read while the backend is alive: one that just exited is neither listed nor yet reaped into the postmaster's children time.
       expect((await processTreeCpuTicks(writer.pid!))! - before).toBeGreaterThan(5);
+      await c.end();
       expect(sample.cpuCores).toBeGreaterThan(0);
       expect(sample).toMatchObject({ connections: 1, checkoutsInFlight: 1, checkoutsWaiting: 2 });
     } finally {
