@@ -1,4 +1,4 @@
-import type { Profile, Unsubscribe } from '../core/index.js';
+import type { DbPatch, Profile, Unsubscribe } from '../core/index.js';
 import type { Lsn } from './lsn.js';
 
 /** What a driver needs to know to run one db's writer. */
@@ -11,9 +11,19 @@ export interface ComputeSpec {
 export interface ComputeEndpoint {
   host: string;
   port: number;
+  /** Its Unix-domain socket, for a gateway on the same machine; absent when it has none short enough to use. */
+  socketPath?: string;
   /** Which worker runs the writer (the catalog's `worker_id`). */
   workerId: string;
 }
+
+/** The catalog fields that publish `endpoint` as the db's route (one write: a gateway never sees half of it). */
+export function routePatchOf(endpoint: ComputeEndpoint): DbPatch {
+  return { compute_host: endpoint.host, compute_port: endpoint.port, compute_socket_path: endpoint.socketPath ?? null, worker_id: endpoint.workerId };
+}
+
+/** The catalog fields of a db with no route. */
+export const NO_ROUTE = { compute_host: null, compute_port: null, compute_socket_path: null, worker_id: null } as const satisfies DbPatch;
 
 export interface ComputeStatus {
   dbId: string;

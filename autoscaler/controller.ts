@@ -1,12 +1,12 @@
 import { PROFILES, type ControlRequest, type DbPatch, type DbRecord, type DbState, type Logger, type RoleContext, INTERNAL_SUPERUSER } from '../core/index.js';
-import type { ComputeDriver, ComputeExit, ComputeSpec } from './compute-driver.js';
+import { NO_ROUTE, routePatchOf, type ComputeDriver, type ComputeExit, type ComputeSpec } from './compute-driver.js';
 import { DbQueue } from './db-queue.js';
 import type { AutoscalerMetrics, SuspendReason } from './metrics.js';
 import { ComputeRoleSync } from './role-sync.js';
 import { createTenantDatabase } from './tenant-database.js';
 
 /** A db with no writer: no route, nothing wanted on. */
-const OFF: DbPatch = { current_scale: 0, target_scale: 0, compute_host: null, compute_port: null, worker_id: null };
+const OFF: DbPatch = { current_scale: 0, target_scale: 0, ...NO_ROUTE };
 
 /** Reasons a db is `failed`, as `failure_reason` says them. */
 export const FAILURE = {
@@ -188,7 +188,7 @@ export class ComputeController {
     this.metrics.computeStartSeconds.observe(seconds);
     await this.#roles.atStart(db, endpoint);
     try {
-      await this.#move(db, 'running', { current_scale: 1, target_scale: 1, compute_host: endpoint.host, compute_port: endpoint.port, worker_id: endpoint.workerId });
+      await this.#move(db, 'running', { current_scale: 1, target_scale: 1, ...routePatchOf(endpoint) });
     } catch (err) {
       await this.driver.stop(dbId); // moved meanwhile (deleted): the writer must not outlive the row's say-so
       throw err;

@@ -1,9 +1,9 @@
 import type { DbPatch, DbRecord, Logger, RoleContext } from '../core/index.js';
-import type { ComputeDriver } from './compute-driver.js';
+import { NO_ROUTE, routePatchOf, type ComputeDriver } from './compute-driver.js';
 import { cooldownUntil, HANDOFF_STAGES, SCALE_FAILURE } from './handoff.js';
 
 /** A db with no writer: no route, nothing wanted on. */
-const OFF: DbPatch = { current_scale: 0, target_scale: 0, compute_host: null, compute_port: null, worker_id: null };
+const OFF: DbPatch = { current_scale: 0, target_scale: 0, ...NO_ROUTE };
 
 /**
  * A handoff found half-done with no handoff of ours running: its autoscaler
@@ -39,7 +39,7 @@ export async function recoverHandoff(ctx: RoleContext, driver: ComputeDriver, db
       scale_phase_deadline_at: null,
       autoscale_cooldown_until: cooldownUntil(ctx.config, db.current_profile, db.candidate_profile!, now),
     } satisfies DbPatch);
-    if (ours.running && ours.endpoint) Object.assign(patch, { compute_host: ours.endpoint.host, compute_port: ours.endpoint.port, worker_id: ours.endpoint.workerId });
+    if (ours.running && ours.endpoint) Object.assign(patch, routePatchOf(ours.endpoint));
   } else {
     const until = new Date(now + ctx.config.handoffFailureCooldownSeconds * 1000).toISOString();
     Object.assign(patch, {

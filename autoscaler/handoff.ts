@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CANCELLABLE_SCALE_STATES, PROFILE_NAMES, PROFILES, type Config, type DbPatch, type DbRecord, type DbUpdateGuard, type Logger, type ProfileName, type RoleContext, type ScaleState } from '../core/index.js';
-import type { ComputeDriver, ComputeStatus } from './compute-driver.js';
+import { NO_ROUTE, routePatchOf, type ComputeDriver, type ComputeStatus } from './compute-driver.js';
 import { gatewaysHoldingFreeze, waitForFreezeBarrier } from './freeze-barrier.js';
 import type { Lsn } from './lsn.js';
 import type { AutoscalerMetrics, HandoffFreezeStep } from './metrics.js';
@@ -231,7 +231,7 @@ export class ProfileHandoff {
       await this.#hook('adopted');
       steps.restart();
       // One write: the new route and writer term, and the freeze lifted; gateways send waiting checkouts there.
-      await this.#write(null, { compute_host: endpoint.host, compute_port: endpoint.port, worker_id: endpoint.workerId, writer_term: term, current_profile: this.to, freeze_new_checkouts: false }, undefined, {}, 'db.scale.route_switched');
+      await this.#write(null, { ...routePatchOf(endpoint), writer_term: term, current_profile: this.to, freeze_new_checkouts: false }, undefined, {}, 'db.scale.route_switched');
       steps.done('route_write');
       const freezeSeconds = steps.totalMs() / 1000;
       this.deps.metrics.handoffFreezeSeconds.observe(freezeSeconds);
@@ -428,10 +428,10 @@ export class ProfileHandoff {
       await driver.discardCandidate(this.dbId).catch((e: Error) => log.error({ err: e }, 'could not tear the candidate down'));
       try {
         const endpoint = await driver.start({ dbId: this.dbId, profile: PROFILES[this.#db.current_profile] });
-        row = await this.#writeFailed({ ...failed, compute_host: endpoint.host, compute_port: endpoint.port, worker_id: endpoint.workerId });
+        row = await this.#writeFailed({ ...failed, ...routePatchOf(endpoint) });
       } catch (startErr) {
         log.error({ err: startErr }, 'the old writer did not start again after the failed cutover');
-        row = await this.#writeFailed({ ...failed, state: 'failed', failure_reason: 'compute_start_failed', current_scale: 0, target_scale: 0, compute_host: null, compute_port: null, worker_id: null });
+        row = await this.#writeFailed({ ...failed, state: 'failed', failure_reason: 'compute_start_failed', current_scale: 0, target_scale: 0, ...NO_ROUTE });
       }
     }
     this.#finished('failed', reason);

@@ -557,7 +557,10 @@ export class LocalComputeDriver implements ComputeDriver {
   }
 
   #endpointOf(server: PostgresServer): ComputeEndpoint {
-    return { host: server.options.host, port: server.options.port, workerId: `local/${os.hostname()}/${server.pid}` };
+    const endpoint: ComputeEndpoint = { host: server.options.host, port: server.options.port, workerId: `local/${os.hostname()}/${server.pid}` };
+    const socketPath = server.unixSocketPath;
+    if (socketPath !== null) endpoint.socketPath = socketPath;
+    return endpoint;
   }
 
   /** A free port can be taken by someone else before Postgres binds it, and a killed writer's children can hold its shared memory for a moment: retry those. */

@@ -68,6 +68,8 @@ export interface DbRecord {
   /** Where the writer listens while running; null otherwise. Internal: never shown to API clients. */
   compute_host: string | null;
   compute_port: number | null;
+  /** The writer's Unix-domain socket on its machine, when it has one short enough to use; null otherwise. Internal like host/port. */
+  compute_socket_path: string | null;
   worker_id: string | null;
   created_at: string;
   updated_at: string;
@@ -79,9 +81,14 @@ export interface Route {
   host: string;
   port: number;
   writerTerm: number;
+  /** The writer's Unix-domain socket: usable instead of host/port by a gateway on the writer's machine. */
+  socketPath?: string;
 }
 
 export function routeOf(db: DbRecord): Route | null {
   if (db.state !== 'running' || db.compute_host === null || db.compute_port === null) return null;
-  return { dbId: db.id, host: db.compute_host, port: db.compute_port, writerTerm: db.writer_term };
+  const route: Route = { dbId: db.id, host: db.compute_host, port: db.compute_port, writerTerm: db.writer_term };
+  // Null, or absent in a DbChanged from a process that predates the column.
+  if (db.compute_socket_path) route.socketPath = db.compute_socket_path;
+  return route;
 }

@@ -20,11 +20,11 @@ export interface DbUpdateGuard {
   scaleStates?: readonly ScaleState[];
 }
 
-export type PublicDb = Omit<DbRecord, 'compute_host' | 'compute_port' | 'worker_id' | 'account_id' | 'tenant_id'>;
+export type PublicDb = Omit<DbRecord, 'compute_host' | 'compute_port' | 'compute_socket_path' | 'worker_id' | 'account_id' | 'tenant_id'>;
 
 /** What describe and events show of a db: everything but where its compute listens and internal ids. */
 export function publicDb(db: DbRecord): PublicDb {
-  const { compute_host: _h, compute_port: _p, worker_id: _w, account_id: _a, tenant_id: _t, ...rest } = db;
+  const { compute_host: _h, compute_port: _p, compute_socket_path: _s, worker_id: _w, account_id: _a, tenant_id: _t, ...rest } = db;
   return rest;
 }
 

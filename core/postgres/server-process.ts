@@ -23,6 +23,20 @@ export interface PostgresServerOptions {
 const READY = 'database system is ready to accept connections';
 const TAIL_LINES = 20;
 
+/** Longest Unix-domain socket path Linux takes (sun_path is 108 bytes with its NUL); Postgres refuses longer ones too. */
+export const MAX_UNIX_SOCKET_PATH_BYTES = 107;
+
+/** Where a server on `dataDir` puts its Unix-domain socket (`unix_socket_directories`). */
+function socketDirOf(dataDir: string): string {
+  return path.join(dataDir, 'socket');
+}
+
+/** The socket file a server on `dataDir` listening on `port` creates, or null when the path is too long to connect to. */
+export function unixSocketPathOf(dataDir: string, port: number): string | null {
+  const file = path.join(socketDirOf(path.resolve(dataDir)), `.s.PGSQL.${port}`);
+  return Buffer.byteLength(file) <= MAX_UNIX_SOCKET_PATH_BYTES ? file : null;
+}
+
 /**
  * One running `postgres` process. Readiness is read from the server's own log
  * line as it is written, not polled: a start takes tens of milliseconds.
@@ -47,6 +61,11 @@ export class PostgresServer {
     return this.#child.pid;
   }
 
+  /** Its Unix-domain socket, or null when the path would be too long to use. */
+  get unixSocketPath(): string | null {
+    return unixSocketPathOf(this.options.dataDir, this.options.port);
+  }
+
   get running(): boolean {
     return this.#exitCode === undefined;
   }
@@ -56,7 +75,7 @@ export class PostgresServer {
   }
 
   static async start(o: PostgresServerOptions): Promise<PostgresServer> {
-    const socketDir = path.join(o.dataDir, 'socket');
+    const socketDir = socketDirOf(o.dataDir);
     await mkdir(socketDir, { recursive: true, mode: 0o700 });
     await giveTo(o.owner, socketDir);
     const settings: Record<string, string> = {

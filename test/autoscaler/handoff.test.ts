@@ -57,6 +57,8 @@ describe('autoscaler: profile handoff under a write load', () => {
     expect(after).toMatchObject({ scale_state: 'STABLE', current_profile: 'L2', target_profile: 'L2', size: 'L2', writer_term: 2, candidate_profile: null, candidate_worker_id: null, candidate_writer_term: null, freeze_new_checkouts: false, scale_failure_reason: null, scale_phase_deadline_at: null, lease_control_epoch: epoch, state: 'running' });
     expect(after.worker_id).toBe(catching.candidate_worker_id);
     expect(after.compute_port).not.toBe(before.compute_port);
+    // The new writer's socket is published with its port, in the candidate's data directory.
+    expect(after.compute_socket_path).toBe(path.join(s.stack.dataDir, 'computes', t.db.id, 'data.t2', 'socket', `.s.PGSQL.${after.compute_port}`));
     expect(after.autoscale_cooldown_until).not.toBeNull();
 
     // The event stream has every step, in order, each carrying the row as it was.

@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -40,6 +40,9 @@ describe('autoscaler: provision, wake, suspend, delete on real computes', () => 
     expect(db).toMatchObject({ state: 'running', current_scale: 1, target_scale: 1, compute_host: '127.0.0.1' });
     expect(db.compute_port).toBeGreaterThan(0);
     expect(db.worker_id).toMatch(/^local\//);
+    // Its Unix-domain socket is published beside host and port: the file Postgres made in its data dir, a socket.
+    expect(db.compute_socket_path).toBe(path.join(computeDir(db.id), 'data', 'socket', `.s.PGSQL.${db.compute_port}`));
+    expect(statSync(db.compute_socket_path!).isSocket()).toBe(true);
     const status = stack.autoscaler!.describeCompute(db.id);
     expect(status.running).toBe(true);
     expect(await postmastersUnder(computeDir(db.id))).toEqual([status.pid]);
@@ -110,7 +113,7 @@ describe('autoscaler: provision, wake, suspend, delete on real computes', () => 
     const pid = stack.autoscaler!.describeCompute(t.db.id).pid;
     await control('suspend');
     const db = await dbRow(stack, t.db.id);
-    expect(db).toMatchObject({ state: 'suspended', current_scale: 0, target_scale: 0, compute_host: null, compute_port: null, worker_id: null });
+    expect(db).toMatchObject({ state: 'suspended', current_scale: 0, target_scale: 0, compute_host: null, compute_port: null, compute_socket_path: null, worker_id: null });
     expect(stack.autoscaler!.describeCompute(t.db.id).running).toBe(false);
     expect(await postmastersUnder(computeDir(t.db.id))).toEqual([]);
     expect(pid).not.toBeNull();

@@ -83,6 +83,8 @@ describe('catalog', () => {
     const events = await catalog.events.since(db.account_id, 0);
     expect(events.map((e) => e.type)).toEqual(['tenant.created', 'db.created', 'db.suspended', 'db.updated']);
     expect(events[2]!.data).not.toHaveProperty('compute_port');
+    expect(events[2]!.data).not.toHaveProperty('compute_socket_path');
+    expect(suspended).toHaveProperty('compute_socket_path', null);
   });
 
   it('makes SCRAM verifiers that a real Postgres accepts for login', async () => {
