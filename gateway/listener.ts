@@ -1,6 +1,7 @@
 import net from 'node:net';
 import type { Logger } from '../core/index.js';
 import { ClientsPerAddress } from './address-limits.js';
+import { adoptAccepted } from './wire/socket-reads.js';
 
 export interface Listener {
   port: number;
@@ -19,7 +20,10 @@ export function listen(host: string, port: number, serve: (socket: net.Socket) =
     open.delete(this);
   };
   const perAddress = new ClientsPerAddress(maxClientsPerAddress, onRefused);
-  const server = net.createServer({ noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000 }, (socket) => {
+  // Paused on connect: nothing is read before `adoptAccepted` moves the socket to reads into a reused buffer.
+  const server = net.createServer({ noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000, pauseOnConnect: true }, (accepted) => {
+    const socket = adoptAccepted(accepted);
+    if (socket === accepted) socket.resume();
     open.add(socket);
     socket.on('close', forget);
     if (!perAddress.admit(socket)) return;

@@ -6,6 +6,7 @@ import type { GatewayMetrics } from '../metrics.js';
 import type { ServerConnection } from '../server-connection.js';
 import { PARSE_COMPLETE, readyForQuery } from '../wire/backend-messages.js';
 import { MessageFramer, type FrameSink } from '../wire/framer.js';
+import { readsOf } from '../wire/socket-reads.js';
 import type { Freezes } from './freeze.js';
 import { PoolServer, queryMessage, STATUS_IDLE, type ServerClient } from './pool-server.js';
 import type { ServerPool, Waiter } from './pool.js';
@@ -100,6 +101,10 @@ export class PooledClient implements ServerClient, FrameSink {
   #waiter: Waiter | null = null;
   #ownWaiter: Waiter | null = null;
   #finish!: () => void;
+  /** Chunks arrive in the socket's reused read buffer (valid only while they are handled): what is kept is copied. */
+  #chunksReused = false;
+  /** A write of the chunk being handled could not finish at once: its bytes are still queued, so its buffer must not be read into again. */
+  #chunkStillQueued = false;
   readonly done: Promise<void>;
 
   constructor(
@@ -113,7 +118,19 @@ export class PooledClient implements ServerClient, FrameSink {
   /** Starts relaying; `readAhead` is what the client sent before its greeting was written. */
   start(readAhead: Buffer): Promise<void> {
     const socket = this.socket;
-    socket.on('data', this.#onData);
+    const reads = readsOf(socket);
+    if (reads) {
+      this.#chunksReused = true;
+      reads.readWith((chunk) => {
+        this.#received(chunk);
+        if (this.#chunkStillQueued) {
+          this.#chunkStillQueued = false;
+          reads.retain();
+        }
+      });
+    } else {
+      socket.on('data', this.#onData);
+    }
     // `on`, not `once`: a socket closes once, and `once` wraps each listener in two more objects kept per client.
     socket.on('close', () => this.#clientGone());
     socket.on('error', destroySocket);
@@ -164,7 +181,7 @@ export class PooledClient implements ServerClient, FrameSink {
   #received(chunk: Buffer): void {
     if (this.#ended) return;
     if (this.#waiting || this.#stalled.length > 0) {
-      this.#stalled.push(chunk);
+      this.#stalled.push(this.#chunksReused ? Buffer.from(chunk) : chunk);
       this.#stalledBytes += chunk.length;
       // A client that pipelines a lot while it waits is stopped from sending more; one query never is (pausing costs).
       if (this.#stalledBytes > STALLED_HIGH_WATER_BYTES && !this.#stalledPause) {
@@ -173,10 +190,11 @@ export class PooledClient implements ServerClient, FrameSink {
       }
       return;
     }
-    this.#feed(chunk);
+    this.#feed(chunk, this.#chunksReused);
   }
 
-  #feed(chunk: Buffer): void {
+  /** `reused`: the chunk is the socket's read buffer, so what waits of it is copied. */
+  #feed(chunk: Buffer, reused: boolean): void {
     const before = this.#server;
     let rest: Buffer | null;
     try {
@@ -186,11 +204,12 @@ export class PooledClient implements ServerClient, FrameSink {
       return;
     } finally {
       // One write per chunk to the server this client holds (and to one it took during the chunk).
-      before?.toServer.flush();
+      if (before) this.#flushTo(before);
       const taken = this.#server;
-      if (taken && taken !== before) taken.toServer.flush();
+      if (taken && taken !== before) this.#flushTo(taken);
     }
     if (rest) {
+      if (reused) rest = Buffer.from(rest);
       // Back at the head of what waits (usually nothing else does: a push, as unshift costs a slow builtin call).
       if (this.#stalled.length === 0) this.#stalled.push(rest);
       else this.#stalled.unshift(rest);
@@ -209,11 +228,20 @@ export class PooledClient implements ServerClient, FrameSink {
     }
   }
 
+  #flushTo(server: PoolServer): void {
+    const out = server.toServer;
+    out.flush();
+    if (out.wrotePending) {
+      out.wrotePending = false;
+      this.#chunkStillQueued = true;
+    }
+  }
+
   #drainStalled(): void {
     while (!this.#waiting && !this.#ended && this.#stalled.length > 0) {
       const chunk = this.#stalled.shift()!;
       this.#stalledBytes -= chunk.length;
-      this.#feed(chunk);
+      this.#feed(chunk, false);
     }
     if (this.#stalledPause && !this.#waiting && !this.#ended && !this.#drainWait) {
       this.#stalledPause = false;

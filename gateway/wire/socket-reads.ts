@@ -1,10 +1,10 @@
-import type { OnReadOpts, Socket } from 'node:net';
+import net, { type OnReadOpts, type Socket } from 'node:net';
 
 /** libuv's own read size for a stream. */
 const READ_BYTES = 64 * 1024;
 
 /**
- * Reads of a compute socket into one reused buffer (net's `onread`): per read,
+ * Reads of a socket into one reused buffer (net's `onread`): per read,
  * no 64 KiB allocation, no Buffer object and no Readable machinery, which
  * profiles showed among the largest per-transaction costs after the system
  * calls themselves. The price: a chunk is valid only during its callback. A
@@ -14,6 +14,9 @@ const READ_BYTES = 64 * 1024;
  *
  * Until a reader takes over (`readWith`), chunks are copied and emitted as
  * 'data' events, as a plain socket would: the login reads them that way.
+ *
+ * Compute sockets get theirs from `net.connect`; accepted client sockets from
+ * `adoptAccepted`, as `net.Server` has no `onread` of its own.
  */
 export class SocketReads {
   #socket: Socket | null = null;
@@ -54,4 +57,33 @@ export class SocketReads {
     }
     return this.#buf;
   }
+}
+
+const clientReads = new WeakMap<Socket, SocketReads>();
+
+/**
+ * An accepted socket (from a server with `pauseOnConnect`, so nothing was read yet)
+ * moved to a socket of its own that reads through a `SocketReads`: the same
+ * connection, handle and options. net.Server has no `onread`, so this takes the
+ * handle (`_handle`, which Node's own wrappers pass the same way) and leaves the
+ * accepted socket without one, closed at once so the server's connection count
+ * drops. Without a handle to take (not a plain TCP socket) the accepted socket
+ * is returned as it is, and reads as a stream.
+ */
+export function adoptAccepted(accepted: Socket): Socket {
+  const holder = accepted as unknown as { _handle: unknown };
+  const handle = holder._handle;
+  if (!handle || accepted.destroyed) return accepted;
+  const reads = new SocketReads();
+  holder._handle = null;
+  accepted.destroy();
+  const socket = new net.Socket({ handle, readable: true, writable: true, onread: reads.onread } as net.SocketConstructorOpts);
+  reads.attach(socket);
+  clientReads.set(socket, reads);
+  return socket;
+}
+
+/** The reused-buffer reads of a socket `adoptAccepted` made (none for others: TLS sockets, or a socket it left as it was). */
+export function readsOf(socket: Socket): SocketReads | undefined {
+  return clientReads.get(socket);
 }
