@@ -1,11 +1,11 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway } from '../../gateway/index.js';
 import type { TestStack } from '../support/stack.js';
-import { createTenantDb, dbRow, directClient, dsn, metricsText, pgClient, run, sample, startGatewayStack, waitFor, type TenantDb } from './support.js';
+import { createTenantDb, dbRow, directClient, dsn, metricsText, pgClient, run, sample, setPool, startGatewayStack, waitFor, type TenantDb } from './support.js';
 
 /** Real clients through the gateway, on one suspended db that the first of them wakes. */
 let stack: TestStack;
@@ -133,6 +133,37 @@ describe('node-postgres (pg)', () => {
 });
 
 describe('postgres.js', () => {
+  // The gateway reads each client socket into one reused buffer, and pauses it while the
+  // compute socket pushes back: a COPY this large goes through both, and no byte may change.
+  it.each(['session', 'transaction'] as const)('a ~40 MB COPY in arrives byte for byte in %s mode', async (mode) => {
+    const target = mode === 'session' ? t : await createTenantDb(stack);
+    if (mode === 'transaction') await setPool(stack, target, 'transaction', 2);
+    const sql = postgres({ host: '127.0.0.1', port: stack.gateway!.port, user: target.tenant.pg_user, password: target.password, database: target.db.name, max: 1, onnotice: () => undefined });
+    try {
+      await sql`create table big_copy(i int, s text)`;
+      const sent = createHash('md5');
+      const seed = randomBytes(1 << 16).toString('hex');
+      function* rows(): Generator<string> {
+        for (let block = 0; block < 400; block++) {
+          let text = '';
+          for (let r = 0; r < 1000; r++) {
+            const i = block * 1000 + r;
+            const s = seed.substr((i * 7919) % (seed.length - 80), 80);
+            sent.update(s);
+            text += `${i}\t${s}\n`;
+          }
+          yield text;
+        }
+      }
+      await pipeline(Readable.from(rows()), await sql`copy big_copy from stdin`.writable());
+      const [got] = await sql`select count(*)::int as n, md5(string_agg(s, '' order by i)) as md5 from big_copy`;
+      expect(got).toEqual({ n: 400_000, md5: sent.digest('hex') });
+      await sql`drop table big_copy`;
+    } finally {
+      await sql.end();
+    }
+  }, 120_000);
+
   it('queries, pipelines, copies in and out, and cancels a pg_sleep with the gateway key', async () => {
     const sql = postgres({ host: '127.0.0.1', port: stack.gateway!.port, user: t.tenant.pg_user, password: t.password, database: t.db.name, max: 2, onnotice: () => undefined });
     try {
