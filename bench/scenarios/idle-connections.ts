@@ -1,3 +1,4 @@
+import { computeRoute, describeRoute } from '../fixtures/compute-socket.js';
 import { PgBouncer, pgbouncerVersion } from '../fixtures/pgbouncer.js';
 import { PgwakeProcess } from '../fixtures/pgwake-process.js';
 import { probeTransactionMode } from '../fixtures/pool-mode.js';
@@ -123,6 +124,8 @@ export const idleConnectionsScenario: Scenario = {
 
       const bouncerInstalled = pgbouncerVersion() !== undefined;
       if (!bouncerInstalled) notes.push('PgBouncer is not installed: its rows are left out.');
+      const route = bouncerInstalled ? await computeRoute(pgwake, db, direct) : undefined;
+      if (route) notes.push(`PgBouncer reaches the compute ${describeRoute(route)}.`);
       const systems = ['pgwake', ...(bouncerInstalled ? ['PgBouncer'] : [])];
       const results: Held[] = [];
       const steps = levels.length * systems.length;
@@ -135,7 +138,7 @@ export const idleConnectionsScenario: Scenario = {
             results.push(await hold(`pgwake (${mode})`, pgwake.pid, target, clients, samples, keys, progress));
           } else {
             // A fresh PgBouncer per count: its server connections go when it stops, so the next count starts alike.
-            const bouncer = await PgBouncer.start(direct, { poolMode: mode, poolSize: mode === 'transaction' ? poolSize : clients + 10, authSecret });
+            const bouncer = await PgBouncer.start(route!.backend, { poolMode: mode, poolSize: mode === 'transaction' ? poolSize : clients + 10, authSecret });
             try {
               results.push(await hold(`PgBouncer (${mode})`, bouncer.pid, bouncer.target(direct), clients, samples, keys, progress));
             } finally {

@@ -1,3 +1,4 @@
+import { computeRoute, describeRoute } from '../fixtures/compute-socket.js';
 import { PgBouncer, pgbouncerInstalled } from '../fixtures/pgbouncer.js';
 import { COMPARED_SYSTEMS, DIRECT, sharedComparedSystems, systemName } from '../fixtures/compared-systems.js';
 import type { HeadlineRatio, Scenario } from '../scenario.js';
@@ -52,9 +53,11 @@ export const poolingScenario: Scenario = {
       /** The proxy's process, whose CPU per transaction is what the pooler costs (pgwake's holds every role). */
       const proxyPid = new Map<string, number>([[POOLED, pgwake.pid]]);
       if (pgbouncerInstalled()) {
-        bouncer = await PgBouncer.start(direct, { poolMode: 'transaction', poolSize: POOL_SIZE });
+        const route = await computeRoute(pgwake, db!, direct);
+        bouncer = await PgBouncer.start(route.backend, { poolMode: 'transaction', poolSize: POOL_SIZE });
         systems.push([BOUNCER, bouncer.target(direct)]);
         proxyPid.set(BOUNCER, bouncer.pid);
+        notes.push(`PgBouncer reaches the compute ${describeRoute(route)}.`);
       } else {
         notes.push('PgBouncer is not installed (`apt-get install pgbouncer`): its column is left out.');
       }
