@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { findHaproxy } from './fixtures/haproxy.js';
 import { pgbouncerVersion } from './fixtures/pgbouncer.js';
 import { openFilesLimit } from './tools/proc.js';
 
@@ -14,8 +15,9 @@ function pgbenchVersion(): string {
 export async function describeEnvironment(): Promise<string[]> {
   const limit = await openFilesLimit('self');
   const bouncer = pgbouncerVersion();
+  const haproxy = findHaproxy();
   return [
-    `${pgbenchVersion()}; ${bouncer ? `PgBouncer ${bouncer}` : 'PgBouncer not installed (its columns are left out)'}.`,
+    `${pgbenchVersion()}; ${bouncer ? `PgBouncer ${bouncer}` : 'PgBouncer not installed (its columns are left out)'}; ${haproxy ? `haproxy ${haproxy.version} (throughput's reference relay)` : 'haproxy not installed (throughput\'s reference relay is left out)'}.`,
     `Open-files limit of the bench process: ${limit.soft} (hard ${limit.hard}); pgwake and PgBouncer are started with their soft limit raised to their hard limit.`,
   ];
 }

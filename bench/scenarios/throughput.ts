@@ -1,6 +1,8 @@
+import { cpus } from 'node:os';
 import { runAlternating } from '../alternation.js';
 import type { LineChart } from '../charts/index.js';
-import { COMPARED_SYSTEMS, DIRECT, sharedComparedSystems, systemName, type PoolMode } from '../fixtures/compared-systems.js';
+import { COMPARED_SYSTEMS, DIRECT, sharedComparedSystems, systemName, type ComparedSystem, type PoolMode } from '../fixtures/compared-systems.js';
+import { findHaproxy, Haproxy } from '../fixtures/haproxy.js';
 import { pgbouncerPreparesInTransactionMode } from '../fixtures/pgbouncer.js';
 import type { HeadlineRatio, ReportTable, Scenario } from '../scenario.js';
 import { cdfPoints, formatRatio, formatSpread, ratioSpread, spread } from '../stats.js';
@@ -36,6 +38,25 @@ function fullCells(): Cell[] {
 
 const cellLabel = (c: Cell) => `${c.workload} -c ${c.clients} -M ${c.protocol}`;
 
+/** haproxy in mode tcp in front of the session-mode compute: what merely relaying bytes costs here. */
+export const RELAY = 'haproxy (TCP relay)';
+const RELAY_FLOOR = 'haproxy (TCP relay, reference floor)';
+/** The issue's goal for session mode: TPS at least this × direct Postgres. */
+const SESSION_GOAL = 0.9;
+
+/**
+ * Why the relay's rows are there, from its measured ratio on `measuredOn`: a
+ * ratio a C byte relay misses on this machine no proxy reaches here.
+ */
+export function relayFloorNote(ratio: number | undefined, cores: number, measuredOn = 'select-only -c 20 -M simple'): string {
+  const what = `haproxy in \`mode tcp\` (C, one thread, bytes copied without parsing the protocol) is the cheapest proxy there is: its rows are a floor under what any proxy costs on this machine`;
+  if (ratio === undefined || !Number.isFinite(ratio)) return `${what}.`;
+  const reaches = `it reaches ${ratio.toFixed(2)} × direct Postgres (${measuredOn}, median)`;
+  return ratio < SESSION_GOAL
+    ? `${what}. ${reaches[0]!.toUpperCase()}${reaches.slice(1)}, so the issue's goal "session-mode TPS ≥ ${SESSION_GOAL} × direct" asks more than even a C byte relay reaches on these ${cores} cores: the relay's own CPU competes with pgbench and Postgres for the same cores.`
+    : `${what}; ${reaches}, at or above the issue's goal of ${SESSION_GOAL} × direct for session mode.`;
+}
+
 /**
  * pgbench through every system, cell by cell of the matrix (workload × clients ×
  * protocol), the systems alternating within each round; TPS as median, min, max,
@@ -58,21 +79,43 @@ export const throughputScenario: Scenario = {
       notes.push(`PgBouncer ${compared.pgbouncerVersion} has no protocol-level prepared statements in transaction mode (1.21 added them): its -M prepared cells in that mode are left out.`);
     const applicable = (cell: Cell) => compared.systems.filter((s) => !(s.kind === 'pgbouncer' && s.mode === 'transaction' && cell.protocol === 'prepared' && !bouncerPrepares));
 
+    // The reference relay, in front of the session-mode compute the same way (socket or TCP) as PgBouncer.
+    const haproxy = findHaproxy();
+    let relay: Haproxy | undefined;
+    let relaySystem: ComparedSystem | undefined;
+    if (!haproxy) {
+      notes.push(`haproxy is not installed (\`apt-get install haproxy\`): the reference relay's rows are left out.`);
+    } else {
+      ctx.progress('starting haproxy');
+      try {
+        relay = await Haproxy.start(haproxy.binary, compared.sessionRoute.backend);
+        const direct = compared.systems.find((s) => s.kind === 'direct')!.target;
+        relaySystem = { name: RELAY, kind: 'relay', target: relay.target(direct) };
+      } catch (err) {
+        notes.push(`haproxy ${haproxy.version} did not start (${(err as Error).message.split('\n')[0]}): the reference relay's rows are left out.`);
+      }
+    }
+
     const results: { cell: Cell; runs: Map<string, PgbenchRun[]> }[] = [];
-    const steps = cells.reduce((n, c) => n + applicable(c).length * rounds, 0);
+    const cellSystems = (cell: Cell) => [...applicable(cell), ...(relaySystem ? [relaySystem] : [])];
+    const steps = cells.reduce((n, c) => n + cellSystems(c).length * rounds, 0);
     let done = 0;
-    for (const cell of cells) {
-      const systems = applicable(cell);
-      const runs = await runAlternating(systems, rounds, (system, round) => {
-        ctx.progress(`${cellLabel(cell)}: ${system.name}, round ${round + 1}/${rounds}`, done++ / steps);
-        return pgbench(system.target, {
-          clients: cell.clients,
-          ...length(cell),
-          extra: [...WORKLOAD_ARGS[cell.workload], '-M', cell.protocol],
-          latencySampleRate: cell.clients === 20 ? SAMPLE_RATE[cell.workload] : undefined,
+    try {
+      for (const cell of cells) {
+        const systems = cellSystems(cell);
+        const runs = await runAlternating(systems, rounds, (system, round) => {
+          ctx.progress(`${cellLabel(cell)}: ${system.name}, round ${round + 1}/${rounds}`, done++ / steps);
+          return pgbench(system.target, {
+            clients: cell.clients,
+            ...length(cell),
+            extra: [...WORKLOAD_ARGS[cell.workload], '-M', cell.protocol],
+            latencySampleRate: cell.clients === 20 ? SAMPLE_RATE[cell.workload] : undefined,
+          });
         });
-      });
-      results.push({ cell, runs });
+        results.push({ cell, runs });
+      }
+    } finally {
+      await relay?.stop();
     }
 
     const tps = (runs: Map<string, PgbenchRun[]>, name: string) => runs.get(name)?.map((r) => r.tps);
@@ -105,6 +148,36 @@ export const throughputScenario: Scenario = {
         }
       }
     }
+    const relayRows: (string | number)[][] = [];
+    let relayRatio: { median: number; cell: string } | undefined;
+    if (relaySystem) {
+      for (const { cell, runs } of results) {
+        const direct = tps(runs, DIRECT)!;
+        const own = tps(runs, RELAY)!;
+        const bouncer = tps(runs, systemName('pgbouncer', 'session'));
+        const ours = tps(runs, systemName('pgwake', 'session'));
+        const over = (a: number[] | undefined, b: number[]) => (a ? formatRatio(ratioSpread(a, b)) : 'n/a');
+        relayRows.push([
+          cell.workload,
+          cell.clients,
+          cell.protocol,
+          formatSpread(spread(direct)),
+          formatSpread(spread(own)),
+          over(own, direct),
+          over(bouncer, direct),
+          over(ours, direct),
+          over(ours, own),
+          runs.get(RELAY)!.reduce((n, r) => n + r.failed, 0),
+        ]);
+        if (QUICK_CELLS.some((q) => cellLabel(q) === cellLabel(cell))) {
+          const ratio = ratioSpread(own, direct);
+          ratios.push({ measure: `TPS, ${cellLabel(cell)}`, system: RELAY_FLOOR, baseline: DIRECT, ratio, better: 'higher' });
+          if (cell.workload === 'select-only') relayRatio = { median: ratio.median, cell: cellLabel(cell) };
+        }
+      }
+      notes.push(relayFloorNote(relayRatio?.median, cpus().length, relayRatio?.cell));
+      notes.push(`haproxy ${haproxy!.version} reaches the session-mode compute as PgBouncer does, over ${compared.sessionRoute.transport === 'unix' ? 'its Unix socket' : 'TCP'}; it runs in every cell, alternating with the other systems within each round.`);
+    }
     const table: ReportTable = {
       title: `TPS, pgbench -j 2 ${ctx.quick ? cells.map((c) => `${describeRunLength(length(c))} (${c.workload})`).join(', ') : describeRunLength(length(cells[0]!))} × ${rounds} rounds (median (min–max)); ratios within a round`,
       columns: ['workload', '-c', '-M', 'mode', DIRECT, 'pgwake', 'PgBouncer', 'pgwake ÷ direct', 'pgwake ÷ PgBouncer', 'failed tx'],
@@ -125,7 +198,14 @@ export const throughputScenario: Scenario = {
     else notes.push(`Quick: ${cells.map(cellLabel).join('; ')} only, runs of a fixed number of transactions per client (${cells.map((c) => `${c.workload} ${QUICK_TRANSACTIONS[c.workload]}`).join(', ')}) at scale 1; \`npm run bench -- throughput\` runs the whole matrix (select-only and tpcb-like × -c 1, 20, 100 × simple, extended, prepared).`);
     notes.push(`${DIRECT} is the session-mode db's compute, reached with the tenant role's internal credential over SCRAM; every system runs without TLS.`);
     const data = Object.fromEntries(results.map(({ cell, runs }) => [cellLabel(cell), Object.fromEntries([...runs.entries()].map(([n, rs]) => [n, rs.map(({ latenciesMs: _l, ...r }) => r)]))]));
-    return { tables: [table], data, notes, charts, ratios };
+    const relayTable: ReportTable | undefined = relaySystem
+      ? {
+          title: `Session mode beside a pure byte relay, haproxy \`mode tcp\` (the reference floor): TPS median (min–max); ratios within a round`,
+          columns: ['workload', '-c', '-M', DIRECT, RELAY, 'haproxy ÷ direct', 'PgBouncer (session) ÷ direct', 'pgwake (session) ÷ direct', 'pgwake (session) ÷ haproxy', 'failed tx (haproxy)'],
+          rows: relayRows,
+        }
+      : undefined;
+    return { tables: relayTable ? [table, relayTable] : [table], data, notes, charts, ratios };
   },
 };
 
