@@ -82,6 +82,7 @@ export const SETTINGS = {
   startupTimeoutMs: setting('PGWAKE_STARTUP_TIMEOUT_MS', 10_000, int(100, 600_000), 'How long a client has to finish the startup and authentication exchange.'),
   checkoutTimeoutMs: setting('PGWAKE_CHECKOUT_TIMEOUT_MS', 30_000, int(10, 3_600_000), 'Transaction mode: how long a transaction waits for a free server connection before 53300 naming the pool (a freeze holds it without this limit).'),
   serverIdleTimeoutMs: setting('PGWAKE_SERVER_IDLE_TIMEOUT_MS', 600_000, int(100, 86_400_000), 'Transaction mode: how long a pooled server connection may sit idle before it is closed.'),
+  computeUnixSockets: setting('PGWAKE_COMPUTE_UNIX_SOCKETS', true, bool, 'The gateway reaches a compute on its own machine (a loopback route) over the compute\'s Unix-domain socket rather than TCP loopback, which costs the kernel less per message; a socket it cannot open (another container\'s filesystem) falls back to TCP.'),
   defaultSuspendTimeoutSeconds: setting('PGWAKE_DEFAULT_SUSPEND_TIMEOUT_SECONDS', 300, int(1, 604_800), 'Idle time before a db suspends, for dbs that do not set `suspend_timeout_seconds`.'),
   minSuspendTimeoutSeconds: setting('PGWAKE_MIN_SUSPEND_TIMEOUT_SECONDS', 60, int(1, 604_800), 'Smallest `suspend_timeout_seconds` the API accepts (tests lower it).'),
   idleCheckIntervalMs: setting('PGWAKE_IDLE_CHECK_INTERVAL_MS', 1_000, int(50, 600_000), 'How often the autoscaler looks for idle dbs.'),

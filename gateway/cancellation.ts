@@ -2,6 +2,7 @@ import { randomInt, timingSafeEqual } from 'node:crypto';
 import net from 'node:net';
 import { serialize } from 'pg-protocol';
 import { cancelKeyHex, parseCancelKeyHex, type Coordinator, type Logger, type Unsubscribe } from '../core/index.js';
+import { dialCompute, socketUnusable } from './compute-sockets.js';
 import type { CancelRequest } from './handshake.js';
 import type { ComputeCancelKey } from './server-connection.js';
 
@@ -10,13 +11,15 @@ export interface CancelTarget {
   dbId: string;
   host: string;
   port: number;
+  /** The compute's Unix socket, when the connection to cancel went over it: the cancel takes the same way. */
+  socketPath?: string | null;
   computeKey: ComputeCancelKey;
 }
 
 /** A server connection a cancel can be meant for; `cancelling` holds it back from other clients until the cancel is done. */
 export interface Cancellable {
   route: { host: string; port: number };
-  conn: { cancelKey: ComputeCancelKey };
+  conn: { cancelKey: ComputeCancelKey; socketPath?: string | null };
   cancelling: Promise<void> | null;
 }
 
@@ -160,7 +163,7 @@ export async function handleCancelRequest(req: CancelRequest, keys: CancelKeys, 
     logger.info({ db_id: subject.dbId }, 'cancel request for a client with nothing running ignored');
     return true;
   }
-  const sent = cancelOnCompute({ dbId: subject.dbId, host: server.route.host, port: server.route.port, computeKey: server.conn.cancelKey });
+  const sent = cancelOnCompute({ dbId: subject.dbId, host: server.route.host, port: server.route.port, socketPath: server.conn.socketPath, computeKey: server.conn.cancelKey });
   // Until the compute has the signal, this server connection is not handed to another client (whose query it would cancel).
   const held = sent.catch(() => undefined);
   server.cancelling = held;
@@ -170,9 +173,20 @@ export async function handleCancelRequest(req: CancelRequest, keys: CancelKeys, 
   return true;
 }
 
-export function cancelOnCompute(target: CancelTarget): Promise<void> {
+/** Over the socket the cancelled connection used; one the gateway cannot open (gone since) falls back to TCP. */
+export async function cancelOnCompute(target: CancelTarget): Promise<void> {
+  if (!target.socketPath) return sendCancel(target, null);
+  try {
+    await sendCancel(target, target.socketPath);
+  } catch (err) {
+    if (!socketUnusable(err)) throw err;
+    await sendCancel(target, null);
+  }
+}
+
+function sendCancel(target: CancelTarget, socketPath: string | null): Promise<void> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: target.host, port: target.port });
+    const socket = dialCompute(target, socketPath);
     const timer = setTimeout(() => socket.destroy(new Error('the compute did not close the cancel connection in time')), CANCEL_TIMEOUT_MS);
     socket.once('connect', () => socket.end(serialize.cancel(target.computeKey.processId, target.computeKey.secretKey)));
     socket.on('error', (err) => {

@@ -1,5 +1,6 @@
 import type { DbRecord, Logger, Route } from '../core/index.js';
 import type { ScramClientKeyCache } from './auth/scram-client.js';
+import type { ComputeSockets } from './compute-sockets.js';
 import { ClientGone, GatewayError, SQLSTATE } from './errors.js';
 import { backoffMs, ComputeConnectError, CONNECT_RETRY, sleep } from './retry.js';
 import { openServerConnection, type ComputeLogin, type ServerConnection } from './server-connection.js';
@@ -10,6 +11,8 @@ const LOGIN_TIMEOUT_MS = 5_000;
 
 export interface ConnectDeps extends WakeDeps {
   keys: ScramClientKeyCache;
+  /** Whether (and how) to reach computes on this machine over their Unix sockets. */
+  computeSockets: ComputeSockets;
 }
 
 export interface ComputeConnection {
@@ -55,9 +58,10 @@ export async function connectCompute(db: DbRecord, login: ComputeLogin, deps: Co
 /** Wake-and-connect rounds for one client: the first, one after an unreachable route, one after a lost race. */
 const MAX_ROUNDS = 3;
 
-async function connectWithRetry(route: Route, login: ComputeLogin, deps: { logger: Logger; keys: ScramClientKeyCache }, signal: AbortSignal): Promise<ServerConnection> {
+async function connectWithRetry(route: Route, login: ComputeLogin, deps: { logger: Logger; keys: ScramClientKeyCache; computeSockets: ComputeSockets }, signal: AbortSignal): Promise<ServerConnection> {
+  const dial = { sockets: deps.computeSockets, logger: deps.logger };
   for (let attempt = 0; ; attempt++) {
-    const opening = openServerConnection(route, login, deps.keys, LOGIN_TIMEOUT_MS);
+    const opening = openServerConnection(route, login, deps.keys, LOGIN_TIMEOUT_MS, dial);
     try {
       return await untilAborted(opening, signal);
     } catch (err) {

@@ -4,6 +4,7 @@ import { ScramClientKeyCache } from './auth/scram-client.js';
 import { TokenVerifier } from './auth/token-verifier.js';
 import { CancelKeys } from './cancellation.js';
 import { ComputeRoutes } from './compute-routes.js';
+import { ComputeSockets } from './compute-sockets.js';
 import { ConnectionLimits } from './connection-limits.js';
 import { listen, type Listener } from './listener.js';
 import { GatewayMetrics } from './metrics.js';
@@ -34,6 +35,7 @@ export async function startGateway(ctx: RoleContext): Promise<GatewayRole> {
   const activity = new ActivityTracker(ctx.coordinator, gatewayId, logger);
   const metrics = GatewayMetrics.for(ctx.metrics, ctx.config.metricsPerDbLimit);
   const keys = new ScramClientKeyCache();
+  const computeSockets = new ComputeSockets(ctx.config.computeUnixSockets);
   const freezes = new Freezes(ctx.catalog, logger);
   const pools = new ServerPools(
     {
@@ -41,6 +43,7 @@ export async function startGateway(ctx: RoleContext): Promise<GatewayRole> {
       coordinator: ctx.coordinator,
       routes,
       keys,
+      computeSockets,
       logger,
       metrics,
       freezes,
@@ -65,6 +68,7 @@ export async function startGateway(ctx: RoleContext): Promise<GatewayRole> {
     tls,
     routes,
     keys,
+    computeSockets,
     cancelKeys: new CancelKeys({ coordinator: ctx.coordinator, gatewayId, logger }),
     activity,
     freezes,

@@ -2,8 +2,9 @@ import net from 'node:net';
 import { serialize } from 'pg-protocol';
 import type { BackendMessage, DatabaseError } from 'pg-protocol/dist/messages.js';
 import { Parser } from 'pg-protocol/dist/parser.js';
-import type { Route } from '../core/index.js';
+import type { Logger, Route } from '../core/index.js';
 import { ScramClientSession, type ScramClientKeyCache } from './auth/scram-client.js';
+import { dialCompute, whenConnected, type ComputeSockets } from './compute-sockets.js';
 import { ComputeConnectError, isTransientSocketError, isTransientSqlState } from './retry.js';
 import { startupMessage } from './wire/frontend-messages.js';
 import { PacketReader, type WireMessage } from './wire/packet-reader.js';
@@ -44,6 +45,8 @@ export class ServerConnection {
     readonly readAhead: Buffer,
     /** The socket's reads, into a reused buffer: whoever relays this connection takes them over. */
     readonly reads: SocketReads,
+    /** The compute's Unix socket this connection went over; null over TCP. A cancel goes the same way. */
+    readonly socketPath: string | null = null,
   ) {}
 
   close(): void {
@@ -51,31 +54,53 @@ export class ServerConnection {
   }
 }
 
-/** One attempt: TCP connect, StartupMessage, SCRAM, and the compute's startup replies up to ReadyForQuery. */
-export async function openServerConnection(route: Route, login: ComputeLogin, keys: ScramClientKeyCache, timeoutMs: number): Promise<ServerConnection> {
+/** How a connection reaches the compute: its Unix socket where that can work, and who hears of a fallback to TCP. */
+export interface ComputeDial {
+  sockets: ComputeSockets;
+  logger: Logger;
+}
+
+/**
+ * One attempt: connect (the compute's Unix socket, or TCP; a socket this gateway
+ * cannot open falls back to TCP within the attempt), StartupMessage, SCRAM, and
+ * the compute's startup replies up to ReadyForQuery.
+ */
+export async function openServerConnection(route: Route, login: ComputeLogin, keys: ScramClientKeyCache, timeoutMs: number, dial?: ComputeDial): Promise<ServerConnection> {
   const reads = new SocketReads();
-  const socket = net.connect({ host: route.host, port: route.port, noDelay: true, onread: reads.onread });
-  reads.attach(socket);
-  socket.on('error', () => undefined); // errors arrive through the reader or the connect promise
+  let socketPath = dial?.sockets.pathFor(route) ?? null;
+  let socket = open(route, socketPath, reads);
   const timer = setTimeout(() => socket.destroy(Object.assign(new Error(`no answer from the compute within ${timeoutMs} ms`), { code: 'ETIMEDOUT' })), timeoutMs);
   try {
-    await new Promise<void>((resolve, reject) => {
-      socket.once('connect', resolve);
-      socket.once('error', reject);
-      socket.once('close', () => reject(Object.assign(new Error('compute closed the connection'), { code: 'ECONNRESET' })));
-    });
-    return await login_(socket, reads, route, login, keys);
+    try {
+      await whenConnected(socket);
+    } catch (err) {
+      if (socketPath === null || !dial!.sockets.fallsBack(err)) throw err;
+      dial!.sockets.fellBack(socketPath, err, dial!.logger);
+      socket.destroy();
+      socketPath = null;
+      socket = open(route, null, reads);
+      await whenConnected(socket);
+    }
+    return await login_(socket, reads, route, login, keys, socketPath);
   } catch (err) {
     socket.destroy();
     if (err instanceof ComputeConnectError) throw err;
     const e = err as NodeJS.ErrnoException;
-    throw new ComputeConnectError(`cannot reach the compute at ${route.host}:${route.port}: ${e.code ?? ''} ${e.message}`.trim(), isTransientSocketError(e));
+    const where = socketPath ?? `${route.host}:${route.port}`;
+    throw new ComputeConnectError(`cannot reach the compute at ${where}: ${e.code ?? ''} ${e.message}`.trim(), isTransientSocketError(e));
   } finally {
     clearTimeout(timer);
   }
 }
 
-async function login_(socket: net.Socket, reads: SocketReads, route: Route, login: ComputeLogin, keys: ScramClientKeyCache): Promise<ServerConnection> {
+function open(route: Route, socketPath: string | null, reads: SocketReads): net.Socket {
+  const socket = dialCompute(route, socketPath, reads.onread);
+  reads.attach(socket);
+  socket.on('error', () => undefined); // errors arrive through the reader or the connect promise
+  return socket;
+}
+
+async function login_(socket: net.Socket, reads: SocketReads, route: Route, login: ComputeLogin, keys: ScramClientKeyCache, socketPath: string | null): Promise<ServerConnection> {
   let closedEarly: Error | undefined;
   const reader = new PacketReader(socket, () => closedEarly ?? Object.assign(new Error('compute closed the connection during login'), { code: 'ECONNRESET' }));
   socket.write(startupMessage({ ...login.params, user: login.user, database: login.database }));
@@ -119,7 +144,7 @@ async function login_(socket: net.Socket, reads: SocketReads, route: Route, logi
       }
       case 'readyForQuery':
         if (!cancelKey) throw new ComputeConnectError('compute sent no BackendKeyData', false);
-        return new ServerConnection(socket, route, cancelKey, startupMessages, raw.raw, reader.detach(), reads);
+        return new ServerConnection(socket, route, cancelKey, startupMessages, raw.raw, reader.detach(), reads, socketPath);
       case 'error': {
         const e = msg as unknown as DatabaseError;
         closedEarly = new Error('compute closed after an error');

@@ -7,6 +7,7 @@ import type { ScramClientKeyCache } from './auth/scram-client.js';
 import type { TokenVerifier } from './auth/token-verifier.js';
 import { handleCancelRequest, type CancelKeys, type CancelSubject, type GatewayCancelKey } from './cancellation.js';
 import type { ComputeRoutes } from './compute-routes.js';
+import type { ComputeSockets } from './compute-sockets.js';
 import { ComputeRefusal, connectCompute } from './connect-compute.js';
 import type { Admission, ConnectionLimits } from './connection-limits.js';
 import { ClientParams, PoolServer, PooledClient, welcomeFor, type Freezes, type ServerPools } from './pool/index.js';
@@ -36,6 +37,7 @@ export interface GatewayDeps {
   tls: TlsSetup;
   routes: ComputeRoutes;
   keys: ScramClientKeyCache;
+  computeSockets: ComputeSockets;
   cancelKeys: CancelKeys;
   activity: ActivityTracker;
   freezes: Freezes;

@@ -1,8 +1,10 @@
+import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, PROFILES } from '../../core/index.js';
 import { ScramClientKeyCache } from '../../gateway/auth/scram-client.js';
 import { ComputeRoutes } from '../../gateway/compute-routes.js';
+import { ComputeSockets } from '../../gateway/compute-sockets.js';
 import { connectCompute } from '../../gateway/connect-compute.js';
 import { startGateway } from '../../gateway/index.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
@@ -153,11 +155,12 @@ describe('connecting to the compute', () => {
     await warmup.connect();
     await warmup.end();
     const running = await dbRow(stack, t.db.id);
-    // What a gateway would hold if it missed the compute's move: a port where nothing listens now.
-    const stale = { ...running, compute_port: await freePort() };
+    // What a gateway would hold if it missed the compute's move: a port where nothing listens now, and no socket file for it.
+    const port = await freePort();
+    const stale = { ...running, compute_port: port, compute_socket_path: path.join(path.dirname(running.compute_socket_path!), `.s.PGSQL.${port}`) };
     const routes = new ComputeRoutes(stack.ctx.coordinator);
     routes.remember(stale);
-    const deps = { catalog: stack.ctx.catalog, coordinator: stack.ctx.coordinator, routes, timeoutMs: 10_000, logger: stack.ctx.logger, keys: new ScramClientKeyCache() };
+    const deps = { catalog: stack.ctx.catalog, coordinator: stack.ctx.coordinator, routes, timeoutMs: 10_000, logger: stack.ctx.logger, keys: new ScramClientKeyCache(), computeSockets: new ComputeSockets(true) };
     const login = { user: t.tenant.pg_user, password: stack.ctx.secrets.internalRolePassword(t.tenant.pg_user), database: 'app', params: {} };
     const { server, woke } = await connectCompute(stale, login, deps, new AbortController().signal);
     try {
