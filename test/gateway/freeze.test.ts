@@ -142,7 +142,7 @@ describe('transaction mode', () => {
 });
 
 describe('moving to a new writer', () => {
-  /** A second Postgres holding the same data: a copy of the compute's data dir, taken while frozen, started on its own port. */
+  /** A second Postgres holding the same data: a copy of the compute's data dir, taken while frozen, started on its own port (and Unix socket). */
   async function secondWriter(t: TenantDb): Promise<{ port: number; server: PostgresServer }> {
     const db = await dbRow(stack, t.db.id);
     const su = new pg.Client({ host: db.compute_host!, port: db.compute_port!, user: INTERNAL_SUPERUSER, password: stack.ctx.secrets.internalRolePassword(INTERNAL_SUPERUSER), database: db.name });
@@ -172,10 +172,10 @@ describe('moving to a new writer', () => {
       const r = await gatewayReport(stack, t.db.id);
       return r?.freezeGeneration === frozen.freeze_generation && r.checkoutsInFlight === 0;
     }, 5_000, 5);
-    const { port } = await secondWriter(t);
+    const { port, server } = await secondWriter(t);
     // The report read at the barrier may predate the clients' next transactions; the held queue fills as they arrive.
     const waiting = await waitFor('clients held by the freeze', async () => (await gatewayReport(stack, t.db.id))?.checkoutsWaiting || undefined, 3_000, 20);
-    const moved = await lift(t, { compute_port: port, writer_term: frozen.writer_term + 1 });
+    const moved = await lift(t, { compute_port: port, compute_socket_path: server.unixSocketPath, writer_term: frozen.writer_term + 1 });
     expect(moved.compute_port).toBe(port);
     const { stdout } = await bench;
     expect(waiting).toBeGreaterThan(0);
@@ -184,7 +184,7 @@ describe('moving to a new writer', () => {
     // After the lift every transaction ran on the new writer.
     const c = pgClient(stack, t);
     await c.connect();
-    expect((await c.query<{ port: number }>('select inet_server_port() as port')).rows[0]!.port).toBe(port);
+    expect((await c.query<{ port: number }>("select current_setting('port')::int as port")).rows[0]!.port).toBe(port);
     await c.end();
   }, 60_000);
 
@@ -199,7 +199,7 @@ describe('moving to a new writer', () => {
     await idle.query('prepare by_sql(int) as select $1 + 100 as n');
     const named = { name: 'moved-stmt', text: 'select $1::int * 11 as n', values: [3] };
     expect((await idle.query(named)).rows[0]!.n).toBe(33);
-    const oldPort = (await idle.query<{ port: number }>('select inet_server_port() as port')).rows[0]!.port;
+    const oldPort = (await idle.query<{ port: number }>("select current_setting('port')::int as port")).rows[0]!.port;
     await busy.query('begin');
     await busy.query('create table if not exists moved_marker(i int)');
 
@@ -209,7 +209,7 @@ describe('moving to a new writer', () => {
       return r?.freezeGeneration === frozen.freeze_generation && r.checkoutsInFlight === 1 && r.openTransactions === 1;
     }, 2_000, 5);
     const held = idle.query<{ port: number; wm: string; sp: string; app: string }>(
-      "select inet_server_port() as port, current_setting('work_mem') as wm, current_setting('search_path') as sp, current_setting('application_name') as app",
+      "select current_setting('port')::int as port, current_setting('work_mem') as wm, current_setting('search_path') as sp, current_setting('application_name') as app",
     );
     const heldState = settled(held);
     await busy.query('insert into moved_marker values (1)');
@@ -217,15 +217,15 @@ describe('moving to a new writer', () => {
     await waitFor('nothing in flight', async () => (await gatewayReport(stack, t.db.id))?.checkoutsInFlight === 0, 2_000, 5);
     expect(heldState.done).toBe(false);
 
-    const { port } = await secondWriter(t);
-    await lift(t, { compute_port: port, writer_term: frozen.writer_term + 1 });
+    const { port, server } = await secondWriter(t);
+    await lift(t, { compute_port: port, compute_socket_path: server.unixSocketPath, writer_term: frozen.writer_term + 1 });
     const after = (await held).rows[0]!;
     expect(after).toEqual({ port, wm: '9MB', sp: 'pg_catalog, public', app: 'moving-app' });
     expect(port).not.toBe(oldPort);
     expect((await idle.query(named)).rows[0]!.n).toBe(33);
     expect((await idle.query<{ n: number }>('execute by_sql(5)')).rows[0]!.n).toBe(105);
     // The session that was mid-transaction moved too, once its transaction was over; its commit is on the new writer.
-    expect((await busy.query<{ port: number; n: number }>('select inet_server_port() as port, count(*)::int as n from moved_marker')).rows[0]).toEqual({ port, n: 1 });
+    expect((await busy.query<{ port: number; n: number }>("select current_setting('port')::int as port, count(*)::int as n from moved_marker")).rows[0]).toEqual({ port, n: 1 });
     await Promise.all([idle.end(), busy.end()]);
   }, 60_000);
 });
