@@ -49,7 +49,7 @@ const SESSION_GOAL = 0.9;
  * ratio a C byte relay misses on this machine no proxy reaches here.
  */
 export function relayFloorNote(ratio: number | undefined, cores: number, measuredOn = 'select-only -c 20 -M simple'): string {
-  const what = `haproxy in \`mode tcp\` (C, one thread, bytes copied without parsing the protocol) is the cheapest proxy there is: its rows are a floor under what any proxy costs on this machine`;
+  const what = `haproxy in \`mode tcp\` (C, one thread, bytes copied without parsing the protocol) is about the cheapest proxy there is: its rows show what the extra hop alone costs on this machine (a second process's copies, syscalls and wake-ups), a reference for every proxy's column`;
   if (ratio === undefined || !Number.isFinite(ratio)) return `${what}.`;
   const reaches = `it reaches ${ratio.toFixed(2)} × direct Postgres (${measuredOn}, median)`;
   return ratio < SESSION_GOAL
