@@ -1,5 +1,8 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { firstSocketDir, socketFile } from '../../bench/fixtures/compute-socket.js';
+import { computeRoute, describeRoute, firstSocketDir, socketFile } from '../../bench/fixtures/compute-socket.js';
 import { haproxyConfig, haproxyServerAddress } from '../../bench/fixtures/haproxy.js';
 import { pgbouncerFiles } from '../../bench/fixtures/pgbouncer.js';
 import { relayFloorNote } from '../../bench/scenarios/throughput.js';
@@ -50,5 +53,30 @@ describe('the reference relay\'s note', () => {
     expect(relayFloorNote(0.95, 8)).toContain('at or above');
     expect(relayFloorNote(undefined, 2)).not.toMatch(/reaches \d/);
     expect(relayFloorNote(Number.NaN, 2)).not.toMatch(/reaches/);
+  });
+});
+
+describe('the compute route falls back to TCP, saying why', () => {
+  const db = { id: 'db-1', name: 'bench', pgUser: 'u_bench', pgPassword: 'pw' };
+  const showing = (setting: string | Error) => ({ computeSocketDirectories: async () => (setting instanceof Error ? Promise.reject(setting) : setting) });
+
+  it('when the compute has no socket dir, the setting cannot be read, or the path is too long', async () => {
+    expect(await computeRoute(showing(''), db, compute)).toEqual({ backend: compute, transport: 'tcp', reason: 'the compute has no Unix socket dir' });
+    expect((await computeRoute(showing(new Error('permission denied')), db, compute)).reason).toContain('permission denied');
+    const long = await computeRoute(showing(`/tmp/${'d'.repeat(120)}`), db, compute);
+    expect([long.transport, long.backend.host, long.reason]).toEqual(['tcp', '127.0.0.1', 'its socket path is longer than 107 bytes']);
+  });
+
+  it('when no server answers on the socket (pg_isready as the proxies\' user)', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'pgwake-bench-nosocket-'));
+    try {
+      const route = await computeRoute(showing(dir), db, compute);
+      expect(route.transport).toBe('tcp');
+      expect(route.backend).toBe(compute);
+      expect(route.reason).toMatch(/pg_isready/);
+      expect(describeRoute(route)).toMatch(/^over TCP \(127\.0\.0\.1\), not its Unix socket: pg_isready/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
