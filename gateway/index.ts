@@ -23,7 +23,8 @@ export interface GatewayRole extends RunningRole {
  * Raw TCP Postgres gateway on `PGWAKE_GATEWAY_PORT` (DESIGN §4). A connection goes
  * through handshake.ts → tls.ts → route.ts → login.ts (login-target.ts,
  * network-checks.ts, auth/scram.ts or auth/oauth.ts) → connection-limits.ts → wake.ts →
- * connect-compute.ts → pool/ (checkout, freeze) → relay, driven by session.ts;
+ * connect-compute.ts (compute-sockets.ts: a compute's Unix socket, or TCP) → pool/
+ * (checkout, freeze) → relay, driven by session.ts;
  * cancellation.ts answers CancelRequest; activity.ts tells the autoscaler which
  * dbs are in use and which freezes this gateway holds.
  */
