@@ -74,8 +74,8 @@ export async function openServerConnection(route: Route, login: ComputeLogin, ke
     try {
       await whenConnected(socket);
     } catch (err) {
-      if (socketPath === null || !dial!.sockets.fallsBack(err)) throw err;
-      dial!.sockets.fellBack(socketPath, err, dial!.logger);
+      if (socketPath === null || !dial || !dial.sockets.fallsBack(err)) throw err;
+      dial.sockets.fellBack(socketPath, err, dial.logger);
       socket.destroy();
       socketPath = null;
       socket = open(route, null, reads);
