@@ -6,6 +6,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { socketFile } from '../../bench/fixtures/compute-socket.js';
 import { NodeRelay, nodeRelayTarget } from '../../bench/fixtures/node-relay.js';
+import { nodeRelayNote } from '../../bench/scenarios/throughput.js';
 
 /** Echo servers on TCP and on a Unix socket (the two ways the relay reaches a compute). */
 let tcpEcho: net.Server;
@@ -192,5 +193,20 @@ describe('the bare Node relay, the bench\'s Node reference', () => {
 
   it('fails to start with the reason when the script cannot run, and leaves nothing running', async () => {
     await expect(NodeRelay.start({ host: '127.0.0.1', port: echoPort }, '/nonexistent/relay.mjs')).rejects.toThrow(/node relay exited/);
+  });
+});
+
+describe('the bare Node relay\'s note', () => {
+  it('says what the two gaps are, and quotes only the figures it has', () => {
+    const bare = nodeRelayNote();
+    expect(bare).toContain('what Node itself costs per forwarded message');
+    expect(bare).toContain('pgwake\'s own work');
+    expect(bare).not.toMatch(/reaches \d/);
+    const full = nodeRelayNote({ cell: 'select-only -c 20 -M simple', relayOverDirect: 0.634, bouncerOverRelay: 1.02, pgwakeOverRelay: 0.96 });
+    expect(full).toContain('Here (select-only -c 20 -M simple, medians of within-round ratios) it reaches 0.63 × direct Postgres, PgBouncer (session) 1.02 × the relay, pgwake (session) 0.96 × the relay.');
+    const partial = nodeRelayNote({ cell: 'c', relayOverDirect: 0.6 });
+    expect(partial).toContain('it reaches 0.60 × direct Postgres.');
+    expect(partial).not.toContain('PgBouncer (session)');
+    expect(nodeRelayNote({ cell: 'c', relayOverDirect: Number.NaN })).toBe(bare);
   });
 });
