@@ -1,4 +1,5 @@
 import { computeRoute, describeRoute } from '../fixtures/compute-socket.js';
+import { NODE_RELAY, NodeRelay } from '../fixtures/node-relay.js';
 import { PgBouncer, pgbouncerInstalled } from '../fixtures/pgbouncer.js';
 import { COMPARED_SYSTEMS, DIRECT, sharedComparedSystems, systemName } from '../fixtures/compared-systems.js';
 import type { HeadlineRatio, Scenario } from '../scenario.js';
@@ -10,6 +11,8 @@ const CLIENTS = 50;
 const POOL_SIZE = 10;
 const POOLED = systemName('pgwake', 'transaction');
 const BOUNCER = systemName('pgbouncer', 'transaction');
+/** A reference, not a pooler: each client gets a server connection of its own. */
+const RELAY = `${NODE_RELAY} (no pooling: ${CLIENTS} server connections)`;
 
 /** What each run of pgbench -S does besides select-only: the protocol, and a new connection per transaction. */
 const VARIANTS: { name: string; extra: string[] }[] = [
@@ -39,6 +42,7 @@ export const poolingScenario: Scenario = {
     // A db of its own on the pgwake throughput and connection-rate ran on (one start-up for the three).
     const { pgwake } = await sharedComparedSystems(ctx.progress);
     let bouncer: PgBouncer | undefined;
+    let relay: NodeRelay | undefined;
     const notes: string[] = [];
     try {
       const [db] = await pgwake.createDbs('pooling', 1, { suspend_timeout_seconds: 3600, pool_mode: 'transaction', pool_size: POOL_SIZE });
@@ -52,14 +56,25 @@ export const poolingScenario: Scenario = {
       ];
       /** The proxy's process, whose CPU per transaction is what the pooler costs (pgwake's holds every role). */
       const proxyPid = new Map<string, number>([[POOLED, pgwake.pid]]);
+      const route = await computeRoute(pgwake, db!, direct);
       if (pgbouncerInstalled()) {
-        const route = await computeRoute(pgwake, db!, direct);
         bouncer = await PgBouncer.start(route.backend, { poolMode: 'transaction', poolSize: POOL_SIZE });
         systems.push([BOUNCER, bouncer.target(direct)]);
         proxyPid.set(BOUNCER, bouncer.pid);
         notes.push(`PgBouncer reaches the compute ${describeRoute(route)}.`);
       } else {
         notes.push('PgBouncer is not installed (`apt-get install pgbouncer`): its column is left out.');
+      }
+      try {
+        relay = await NodeRelay.start(route.backend);
+        systems.push([RELAY, relay.target(direct)]);
+        proxyPid.set(RELAY, relay.pid);
+        notes.push(
+          `The ${NODE_RELAY} (as in throughput: bytes forwarded without parsing, reads into reused buffers) pools nothing: its ${CLIENTS} clients hold ${CLIENTS} server connections, as direct Postgres's do. ` +
+            `It is there to set PgBouncer and pgwake beside what a relay in Node costs at the least; it reaches the compute ${route.transport === 'unix' ? 'over its Unix socket' : 'over TCP'}, as PgBouncer does.`,
+        );
+      } catch (err) {
+        notes.push(`The ${NODE_RELAY} did not start (${(err as Error).message.split('\n')[0]}): its row is left out.`);
       }
       const tps = new Map<string, number[]>();
       const failed = new Map<string, number>();
@@ -130,6 +145,7 @@ export const poolingScenario: Scenario = {
         ratios,
       };
     } finally {
+      await relay?.stop();
       await bouncer?.stop();
     }
   },
