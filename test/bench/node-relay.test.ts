@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -191,8 +191,11 @@ describe('the bare Node relay, the bench\'s Node reference', () => {
     }
   });
 
-  it('fails to start with the reason when the script cannot run, and leaves nothing running', async () => {
-    await expect(NodeRelay.start({ host: '127.0.0.1', port: echoPort }, '/nonexistent/relay.mjs')).rejects.toThrow(/node relay exited/);
+  it('fails to start with the reason when the relay exits or its script is missing', async () => {
+    const failing = path.join(socketDir, 'failing-relay.mjs');
+    await writeFile(failing, "process.stderr.write('cannot relay today'); process.exit(3);\n");
+    await expect(NodeRelay.start({ host: '127.0.0.1', port: echoPort }, failing)).rejects.toThrow(/node relay exited: cannot relay today/);
+    await expect(NodeRelay.start({ host: '127.0.0.1', port: echoPort }, '/nonexistent/relay.mjs')).rejects.toThrow(/ENOENT/);
   });
 });
 
