@@ -169,6 +169,12 @@ export class RedisControlRequests {
         }
         const envelope = JSON.parse(popped[1]) as ControlEnvelope;
         if (envelope.deadline + DEADLINE_GRACE_MS < Date.now()) continue;
+        // A request pushed again after a reconnect (`recheckPending`) may have been served already: answered from its result, not run twice.
+        const served = await this.redis.get(this.names.controlResult(envelope.id)).catch(() => null);
+        if (served) {
+          void this.#republish(envelope, served);
+          continue;
+        }
         act(envelope);
       }
       clearInterval(beating);
@@ -200,6 +206,10 @@ export class RedisControlRequests {
       .publish(this.names.controlReplies(envelope.replyTo), json)
       .exec()
       .catch((err: Error) => this.onError(err, 'reply to control request'));
+  }
+
+  async #republish(envelope: ControlEnvelope, json: string): Promise<void> {
+    await this.redis.publish(this.names.controlReplies(envelope.replyTo), json).catch((err: Error) => this.onError(err, 'reply to control request'));
   }
 
   /** Stops serving and waits for the requests being served to be answered. */
