@@ -118,6 +118,7 @@ describe('soak', () => {
     const first = samples.slice(1, half); // the first sample is before the pools and computes warmed up
     const second = samples.slice(half);
     const peak = (s: typeof samples, k: 'rss' | 'heap' | 'fds') => Math.max(...s.map((x) => x[k]));
+    const middle = (s: typeof samples, k: 'heap') => s.map((x) => x[k]).sort((a, b) => a - b)[Math.floor(s.length / 2)]!;
     console.log(
       `soak: ${SECONDS} s, ${counts.sessions} sessions, ${counts.queries} queries, ${wakes} wakes of the sleepy db, ${counts.handoffs} handoffs, ${errors.length} errors; ` +
         `RSS MB ${samples.map((s) => mb(s.rss)).join(' ')}; heap+buffers MB ${samples.map((s) => mb(s.heap)).join(' ')}; fds ${samples.map((s) => s.fds).join(' ')}`,
@@ -127,9 +128,11 @@ describe('soak', () => {
     expect(wakes).toBeGreaterThanOrEqual(Math.floor(SECONDS / 10));
     expect(counts.handoffs).toBeGreaterThanOrEqual(2);
     // Bounded: the second half peaks no higher than the first half plus a margin (a leak of one socket or
-    // a few KB per session would pass it many times over in this many sessions).
+    // a few KB per session would pass it many times over in this many sessions). The heap, even after a
+    // full collection, jumps for one sample while a handoff or a large read holds buffers (CI saw 38 → 49
+    // → 40 MB): a leak lifts the whole half, so its median is compared.
     expect(peak(second, 'fds')).toBeLessThanOrEqual(peak(first, 'fds') + 10);
-    expect(peak(second, 'heap') - peak(first, 'heap')).toBeLessThan(10e6);
+    expect(middle(second, 'heap') - middle(first, 'heap')).toBeLessThan(10e6);
     expect(peak(second, 'rss') - peak(first, 'rss')).toBeLessThan(40e6);
   }, SECONDS * 1000 + 60_000);
 });
