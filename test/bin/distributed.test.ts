@@ -1,7 +1,7 @@
-import net from 'node:net';
 import pg from 'pg';
 import { RedisCoordinator } from '../../core/index.js';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { sendCancelRequest } from '../support/cancel-request.js';
 import { callApi as call, sample, startRole, startSharedServices, type RoleProcess, type SharedServices } from './roles.js';
 
 // The distributed shape of DESIGN §1: every role its own process, sharing a catalog
@@ -169,21 +169,6 @@ it('refuses to run one role without the shared secret key, saying why', async ()
   await expect(startRole('gateway', withoutKey, 30_000)).rejects.toThrow(/needs PGWAKE_SECRET_KEY, the same on every process/);
 });
 
-/** A CancelRequest (16 bytes: length, code 80877102, process id, secret) sent by hand to a gateway, as psql's Ctrl-C does. */
-async function sendCancel(gateway: RoleProcess, processId: number, secretKey: number): Promise<void> {
-  const packet = Buffer.alloc(16);
-  packet.writeInt32BE(16, 0);
-  packet.writeInt32BE(80877102, 4);
-  packet.writeInt32BE(processId | 0, 8);
-  packet.writeInt32BE(secretKey | 0, 12);
-  const socket = net.connect({ host: '127.0.0.1', port: gateway.gatewayPort! });
-  socket.on('error', () => undefined);
-  await new Promise<void>((resolve) => {
-    socket.once('connect', () => socket.end(packet));
-    socket.once('close', () => resolve());
-    socket.resume();
-  });
-}
 
 it('cancels a query through the other gateway: the key the client got from gateway one works at gateway two; a wrong key cancels nothing', async () => {
   const { login } = await newDb('cancels');
@@ -202,12 +187,12 @@ it('cancels a query through the other gateway: the key the client got from gatew
     void sleeping.finally(() => (settled = true));
     await new Promise((r) => setTimeout(r, 500));
     // Wrong secret (forwarded to its owner, refused there) and an unknown process id: nothing is cancelled.
-    await sendCancel(gateways[1]!, processID, secretKey ^ 1);
-    await sendCancel(gateways[1]!, processID ^ 1, secretKey);
-    await sendCancel(gateways[0]!, processID, secretKey ^ 1);
+    await sendCancelRequest(gateways[1]!.gatewayPort!, processID, secretKey ^ 1);
+    await sendCancelRequest(gateways[1]!.gatewayPort!, processID ^ 1, secretKey);
+    await sendCancelRequest(gateways[0]!.gatewayPort!, processID, secretKey ^ 1);
     await new Promise((r) => setTimeout(r, 1_500));
     expect(settled, 'a wrong key must not cancel the query').toBe(false);
-    await sendCancel(gateways[1]!, processID, secretKey);
+    await sendCancelRequest(gateways[1]!.gatewayPort!, processID, secretKey);
     expect(await sleeping).toEqual({ code: '57014' }); // query_canceled
     expect(Date.now() - started).toBeLessThan(10_000);
     // The session goes on after the cancel.

@@ -1,27 +1,17 @@
 import { unlink, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_UNIX_SOCKET_PATH_BYTES } from '../../core/index.js';
 import { ComputeSockets } from '../../gateway/compute-sockets.js';
 import { startGateway, type GatewayRole } from '../../gateway/index.js';
+import { sendCancelRequest } from '../support/cancel-request.js';
+import { CapturedLogs } from '../support/captured-logs.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
 import { createTenantDb, dbRow, pgClient, setPool, waitFor, type TenantDb } from './support.js';
 
 /** The gateway reaches computes on this machine over their Unix sockets (PGWAKE_COMPUTE_UNIX_SOCKETS), TCP when it cannot. */
 
-class CapturedLogs extends Writable {
-  text = '';
-  override _write(chunk: Buffer, _enc: BufferEncoding, done: () => void): void {
-    this.text += chunk.toString('utf8');
-    done();
-  }
-  lines(): Record<string, unknown>[] {
-    return this.text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
-  }
-}
 
 const FALLBACK_LOG = "cannot open the compute's Unix socket; using TCP";
 
@@ -54,14 +44,7 @@ async function connected(t: TenantDb, port = stack.gateway!.port): Promise<pg.Cl
 /** A CancelRequest with the gateway's key for `client`, sent to the gateway by hand. */
 async function cancelThroughGateway(client: pg.Client): Promise<void> {
   const { processID, secretKey } = client as unknown as { processID: number; secretKey: number };
-  const s = net.connect({ host: '127.0.0.1', port: stack.gateway!.port });
-  const packet = Buffer.alloc(16);
-  packet.writeInt32BE(16, 0);
-  packet.writeInt32BE(80877102, 4);
-  packet.writeInt32BE(processID, 8);
-  packet.writeInt32BE(secretKey, 12);
-  s.end(packet);
-  await new Promise((r) => s.once('close', r));
+  await sendCancelRequest(stack.gateway!.port, processID, secretKey);
 }
 
 /** Cancels a long sleep of `client` once the compute runs it; resolves with how the sleep ended. */

@@ -2,6 +2,7 @@ import net from 'node:net';
 import pg from 'pg';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sendCancelRequest } from '../support/cancel-request.js';
 import type { TestStack } from '../support/stack.js';
 import { createTenantDb, dbRow, directClient, dsn, errorsIn, gatewayReport, metricsText, pgClient, run, sample, setPool, startGatewayStack, startupPacket, tenantBackends, waitFor, type TenantDb } from './support.js';
 
@@ -332,7 +333,7 @@ describe('the checkout queue', () => {
     const bRunning = b.query<{ ok: number }>('select 1 as ok from pg_sleep(0.8)');
     await new Promise((r) => setTimeout(r, 200));
     const { processID, secretKey } = a as unknown as { processID: number; secretKey: number };
-    await sendCancel(stack.gateway!.port, processID, secretKey);
+    await sendCancelRequest(stack.gateway!.port, processID, secretKey);
     expect((await bRunning).rows).toEqual([{ ok: 1 }]);
     await Promise.all([a.end(), b.end(), sql.end()]);
   });
@@ -438,19 +439,5 @@ async function rawSession(stack: TestStack, t: TenantDb, payload: Buffer, expect
   return { data: Buffer.concat(chunks) };
 }
 
-function sendCancel(port: number, processId: number, secretKey: number): Promise<void> {
-  return new Promise((resolve) => {
-    const s = net.connect({ host: '127.0.0.1', port }, () => {
-      const b = Buffer.alloc(16);
-      b.writeInt32BE(16, 0);
-      b.writeInt32BE(80877102, 4);
-      b.writeInt32BE(processId, 8);
-      b.writeInt32BE(secretKey, 12);
-      s.end(b);
-    });
-    s.on('close', () => resolve());
-    s.on('error', () => resolve());
-  });
-}
 
 void startupPacket;

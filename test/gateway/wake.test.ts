@@ -7,6 +7,7 @@ import { ComputeRoutes } from '../../gateway/compute-routes.js';
 import { ComputeSockets } from '../../gateway/compute-sockets.js';
 import { connectCompute } from '../../gateway/connect-compute.js';
 import { startGateway } from '../../gateway/index.js';
+import { sendCancelRequest } from '../support/cancel-request.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
 import { createTenantDb, dbRow, metricsText, pgClient, sample, startGatewayStack, startsOf, waitFor, type TenantDb } from './support.js';
 
@@ -125,17 +126,7 @@ describe('waking', () => {
     const { processID, secretKey } = client as unknown as { processID: number; secretKey: number };
     const computePid = (await client.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid;
     expect(computePid).not.toBe(processID);
-    const cancel = async (pidToSend: number, key: number) => {
-      const net = await import('node:net');
-      const s = net.connect({ host: '127.0.0.1', port: stack.gateway!.port });
-      const packet = Buffer.alloc(16);
-      packet.writeInt32BE(16, 0);
-      packet.writeInt32BE(80877102, 4);
-      packet.writeInt32BE(pidToSend, 8);
-      packet.writeInt32BE(key, 12);
-      s.end(packet);
-      await new Promise((r) => s.once('close', r));
-    };
+    const cancel = (pidToSend: number, key: number) => sendCancelRequest(stack.gateway!.port, pidToSend, key);
     const sleeping = client.query('select pg_sleep(2) as slept').then(() => 'finished', (e: { code: string }) => e.code);
     await new Promise((r) => setTimeout(r, 300));
     await cancel(computePid, secretKey); // the compute's pid is no key of ours

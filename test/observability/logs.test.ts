@@ -1,22 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { Writable } from 'node:stream';
 import pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { INTERNAL_SUPERUSER } from '../../core/index.js';
 import { ApiClient } from '../control-api/client.js';
+import { CapturedLogs } from '../support/captured-logs.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
 
-/** Every line the stack logs, as written (JSON text), kept in memory. */
-class CapturedLogs extends Writable {
-  text = '';
-  override _write(chunk: Buffer, _enc: BufferEncoding, done: () => void): void {
-    this.text += chunk.toString('utf8');
-    done();
-  }
-  lines(): Record<string, any>[] {
-    return this.text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, any>);
-  }
-}
 
 const logs = new CapturedLogs();
 const secretKeyHex = randomBytes(32).toString('hex');
