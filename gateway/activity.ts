@@ -176,8 +176,8 @@ class OpenClient implements ClientActivity {
   checkoutBegan(): void {
     if (this.#checkedOut || this.#closed) return;
     this.#checkedOut = true;
+    // No clock read: a report stamps a db with checkouts in flight as active now, and the end of this one stamps it.
     this.entry.checkoutsInFlight++;
-    this.entry.lastActivityAt = Date.now();
     this.tracker.frozenChange(this.entry.dbId);
   }
 

@@ -154,15 +154,15 @@ export class ServerPool {
 
   /** A client's transaction is over: the connection goes back (reset first if it may carry session state). */
   release(server: PoolServer): void {
-    this.#busy.delete(server);
-    if (this.#closed || server.closed || server.doomed || !server.idle || this.total >= this.size || !this.routeMatches(server)) {
+    // `server` still counts among the busy ones here: more than `size` means one too many.
+    if (this.#closed || server.closed || server.doomed || !server.idle || this.total > this.size || !this.routeMatches(server)) {
+      this.#busy.delete(server);
       this.#drop(server);
       this.#pump();
       return;
     }
     if (server.cancelling) {
       // A cancel meant for the last client's query must land before anyone else's runs here.
-      this.#busy.add(server);
       const held = server.cancelling;
       void held.then(() => {
         if (server.cancelling === held) server.cancelling = null;
@@ -174,6 +174,13 @@ export class ServerPool {
       this.#reset(server);
       return;
     }
+    if (this.queue.length > 0 && !this.frozen) {
+      // Straight to the next client in the queue (the usual case of a busy pool): it stays busy.
+      this.#serve(this.queue.shift()!, server);
+      if (this.queue.length > this.#opening && this.total < this.size) this.#pump();
+      return;
+    }
+    this.#busy.delete(server);
     server.idleSince = Date.now();
     this.#idle.push(server);
     this.#pump();
@@ -244,11 +251,14 @@ export class ServerPool {
         continue;
       }
       this.#busy.add(server);
-      const w = this.queue.shift()!;
-      this.deps.metrics.checkoutServed((Date.now() - w.enqueuedAt) / 1000);
-      w.resolve(server);
+      this.#serve(this.queue.shift()!, server);
     }
     while (this.queue.length > this.#opening && this.total < this.size) this.#open();
+  }
+
+  #serve(w: Waiter, server: PoolServer): void {
+    this.deps.metrics.checkoutServed((Date.now() - w.enqueuedAt) / 1000);
+    w.resolve(server);
   }
 
   #open(): void {
@@ -276,11 +286,9 @@ export class ServerPool {
   }
 
   #reset(server: PoolServer): void {
-    this.#busy.add(server);
     server.dirty = false;
     server.query(SERVER_RESET_QUERY).then(
       (r) => {
-        this.#busy.delete(server);
         server.params.forget();
         if (r.error) {
           this.#log.warn({ err: r.error }, 'server reset failed; closing the connection');

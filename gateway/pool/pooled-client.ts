@@ -13,7 +13,7 @@ import type { ServerPool, Waiter } from './pool.js';
 import { ClientStatements, closeStatement, readBind, readParse, readTarget, renamed, renamedParse, serverNameOf, type ClientStatement, type ParsedParse } from './prepared-statements.js';
 import { ACTION, REQ, type RequestAction } from './request-queue.js';
 import { captureSession, replaySession, type SessionState } from './session-move.js';
-import { dropsAllStatements, leavesSessionState, parsedLeavesSessionState } from './server-reset.js';
+import { dropsAllStatements, DROPS_ALL_STATEMENTS, leavesSessionState, LEAVES_SESSION_STATE, UnnamedParseVerdicts } from './server-reset.js';
 import type { ClientParams } from './startup-params.js';
 
 const M_QUERY = 0x51; // Q
@@ -89,6 +89,8 @@ export class PooledClient implements ServerClient, FrameSink {
   #waiting = false;
   #busy = false;
   #discarding = false;
+  /** What the SQL of this client's recent unnamed Parses may do; made at its first. */
+  #unnamedParses: UnnamedParseVerdicts | null = null;
   /** Named Parses answered by the gateway whose ParseComplete the client has not been sent yet. */
   #localParses = 0;
   #streaming: PoolServer | null = null;
@@ -181,16 +183,38 @@ export class PooledClient implements ServerClient, FrameSink {
   #received(chunk: Buffer): void {
     if (this.#ended) return;
     if (this.#waiting || this.#stalled.length > 0) {
-      this.#stalled.push(this.#chunksReused ? Buffer.from(chunk) : chunk);
-      this.#stalledBytes += chunk.length;
-      // A client that pipelines a lot while it waits is stopped from sending more; one query never is (pausing costs).
-      if (this.#stalledBytes > STALLED_HIGH_WATER_BYTES && !this.#stalledPause) {
-        this.#stalledPause = true;
-        this.socket.pause();
-      }
+      this.#stall(chunk);
+      return;
+    }
+    if (this.#server === null && this.#queuesAtOnce(chunk)) {
+      this.#stall(chunk);
+      this.#needServer();
       return;
     }
     this.#feed(chunk, this.#chunksReused);
+  }
+
+  #stall(chunk: Buffer): void {
+    this.#stalled.push(this.#chunksReused ? Buffer.from(chunk) : chunk);
+    this.#stalledBytes += chunk.length;
+    // A client that pipelines a lot while it waits is stopped from sending more; one query never is (pausing costs).
+    if (this.#stalledBytes > STALLED_HIGH_WATER_BYTES && !this.#stalledPause) {
+      this.#stalledPause = true;
+      this.socket.pause();
+    }
+  }
+
+  /**
+   * Whether a chunk from a client that holds no server goes straight to the pool's queue,
+   * unread: others already wait there (so no checkout could be had now) and it starts with a
+   * request that needs a server anyway (a Query, a Bind, an unnamed Parse). It is framed once,
+   * after its checkout, rather than also once before to find out that it must wait.
+   */
+  #queuesAtOnce(chunk: Buffer): boolean {
+    const o = this.o;
+    if (o.mode !== 'transaction' || this.#discarding || this.#localParses > 0 || o.pool.queue.length === 0 || chunk.length < 6) return false;
+    const type = chunk[0];
+    return type === M_QUERY || type === M_BIND || (type === M_PARSE && chunk[5] === 0);
   }
 
   /** `reused`: the chunk is the socket's read buffer, so what waits of it is copied. */
@@ -359,8 +383,8 @@ export class PooledClient implements ServerClient, FrameSink {
 
   // ---- transaction mode: statements and session state ----
 
-  #inspect(server: PoolServer, sql: string, parsed = false): void {
-    if (parsed ? parsedLeavesSessionState(sql) : leavesSessionState(sql)) server.dirty = true;
+  #inspect(server: PoolServer, sql: string): void {
+    if (leavesSessionState(sql)) server.dirty = true;
     if (dropsAllStatements(sql)) {
       this.statements.clear();
       server.watchDiscard = true;
@@ -368,13 +392,19 @@ export class PooledClient implements ServerClient, FrameSink {
   }
 
   #parse(server: PoolServer, buf: Buffer, s: number, e: number): void {
-    const p = readParse(buf, s, e);
-    if (p.name === '') {
-      this.#inspect(server, buf.toString('utf8', p.contentStart, p.queryEnd), true);
+    if (s + 6 < e && buf[s + 5] === 0) {
+      // Unnamed: passed on as it is, after a look at what its SQL may leave behind.
+      const verdict = (this.#unnamedParses ??= new UnnamedParseVerdicts()).of(buf, s + 6, e);
+      if (verdict & LEAVES_SESSION_STATE) server.dirty = true;
+      if (verdict & DROPS_ALL_STATEMENTS) {
+        this.statements.clear();
+        server.watchDiscard = true;
+      }
       server.queue.push(REQ.parse, ACTION.forward);
       server.toServer.pass(buf, s, e);
       return;
     }
+    const p = readParse(buf, s, e);
     const serverName = serverNameOf(buf, p.contentStart, e);
     const st = this.#remember(p, serverName, buf, e);
     if (server.statements.has(serverName)) {
@@ -448,6 +478,7 @@ export class PooledClient implements ServerClient, FrameSink {
   }
 
   #bind(server: PoolServer, buf: Buffer, s: number, e: number): boolean {
+    if (s + 7 <= e && buf[s + 5] === 0 && buf[s + 6] === 0) return false; // unnamed portal and statement: nothing to rename
     const b = readBind(buf, s, e);
     if (b.statement === '') return false;
     const st = this.statements.get(b.statement);
@@ -459,6 +490,8 @@ export class PooledClient implements ServerClient, FrameSink {
   }
 
   #describe(server: PoolServer, buf: Buffer, s: number, e: number): boolean {
+    // A portal, or the unnamed statement (the name's terminator is the message's last byte, so it is well formed): as it is.
+    if (s + 7 <= e && buf[e - 1] === 0 && (buf[s + 5] !== KIND_STATEMENT || buf[s + 6] === 0)) return false;
     const d = readTarget(buf, s, e);
     if (d.kind !== KIND_STATEMENT || d.name === '') return false;
     const st = this.statements.get(d.name);
@@ -583,7 +616,8 @@ export class PooledClient implements ServerClient, FrameSink {
       return;
     }
     this.#beginCheckout();
-    if (o.activity.reportedInUse() && o.pool.routeMatches(server)) {
+    // The pool checked the server's route as it handed it over, in this same tick.
+    if (o.activity.reportedInUse()) {
       this.#link(server);
       this.#resume();
       return;

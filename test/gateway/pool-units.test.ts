@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ServerStatements, readBind, renamed, serverNameOf, readParse } from '../../gateway/pool/prepared-statements.js';
 import { ACTION, REQ, RequestQueue } from '../../gateway/pool/request-queue.js';
-import { dropsAllStatements, leavesSessionState, parsedLeavesSessionState } from '../../gateway/pool/server-reset.js';
+import { dropsAllStatements, DROPS_ALL_STATEMENTS, leavesSessionState, LEAVES_SESSION_STATE, parsedLeavesSessionState, UnnamedParseVerdicts } from '../../gateway/pool/server-reset.js';
 import { ClientParams, optionSettings, ServerParams } from '../../gateway/pool/startup-params.js';
 import { MessageFramer, type FrameSink } from '../../gateway/wire/framer.js';
 
@@ -120,6 +120,28 @@ describe('session state and parameters', () => {
     expect(dropsAllStatements(' DISCARD ALL;')).toBe(true);
     expect(dropsAllStatements('deallocate prepare all')).toBe(true);
     expect(dropsAllStatements('deallocate foo')).toBe(false);
+  });
+
+  it("judges a client's unnamed Parse by its bytes: the last text's verdict is reused only for the same bytes", () => {
+    const verdicts = new UnnamedParseVerdicts();
+    // A Parse's content after its empty name: query, terminator, parameter type count (0), in a larger chunk.
+    const content = (sql: string) => Buffer.concat([Buffer.from('junk'), Buffer.from(sql + '\0'), Buffer.from([0, 0]), Buffer.from('more')]);
+    const of = (sql: string) => {
+      const b = content(sql);
+      return verdicts.of(b, 4, b.length - 4);
+    };
+    expect(of('select 1')).toBe(0);
+    expect(of('select 1')).toBe(0);
+    // Same length, other bytes: judged afresh, not taken from the last text.
+    expect(of('set x=1;')).toBe(LEAVES_SESSION_STATE);
+    expect(of('select 2')).toBe(0);
+    expect(of('DISCARD ALL')).toBe(LEAVES_SESSION_STATE | DROPS_ALL_STATEMENTS);
+    expect(of('select 3 from pgbench_accounts where aid = $1'.padEnd(400, ' '))).toBe(0);
+    expect(of('select 3 from pgbench_accounts where aid = $1'.padEnd(399, ' ') + ';')).toBe(0);
+    expect(of('listen x; -- '.padEnd(400, ' '))).toBe(LEAVES_SESSION_STATE);
+    // No terminator within the message: malformed.
+    const bad = Buffer.from('select 1');
+    expect(() => verdicts.of(bad, 0, bad.length)).toThrow(/malformed Parse/);
   });
 
   it('reads options the way Postgres does, and sets on a server only what differs', () => {
