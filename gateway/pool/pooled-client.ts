@@ -13,7 +13,7 @@ import type { ServerPool, Waiter } from './pool.js';
 import { ClientStatements, closeStatement, readBind, readParse, readTarget, renamed, renamedParse, serverNameOf, type ClientStatement, type ParsedParse } from './prepared-statements.js';
 import { ACTION, REQ, type RequestAction } from './request-queue.js';
 import { captureSession, replaySession, type SessionState } from './session-move.js';
-import { dropsAllStatements, DROPS_ALL_STATEMENTS, leavesSessionState, LEAVES_SESSION_STATE, UnnamedParseVerdicts } from './server-reset.js';
+import { dropsAllStatements, DROPS_ALL_STATEMENTS, leavesSessionState, LEAVES_SESSION_STATE, mayTouchSession, UnnamedParseVerdicts } from './server-reset.js';
 import type { ClientParams } from './startup-params.js';
 
 const M_QUERY = 0x51; // Q
@@ -301,7 +301,7 @@ export class PooledClient implements ServerClient, FrameSink {
     const q = server.queue;
     switch (type) {
       case M_QUERY:
-        if (tx) this.#inspect(server, buf.toString('utf8', s + 5, e - 1));
+        if (tx && mayTouchSession(buf, s + 5, e - 1)) this.#inspect(server, buf.toString('utf8', s + 5, e - 1));
         q.push(REQ.query, ACTION.forward);
         break;
       case M_PARSE:

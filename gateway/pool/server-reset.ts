@@ -32,6 +32,34 @@ export function leavesSessionState(sql: string): boolean {
   return SESSION_STATE.test(sql);
 }
 
+const word = (w: string): number => (w.charCodeAt(0) << 16) | (w.charCodeAt(1) << 8) | w.charCodeAt(2);
+const SET = word('set');
+const LIS = word('lis');
+const DEC = word('dec');
+const PRE = word('pre');
+const LOA = word('loa');
+const LOC = word('loc');
+const DIS = word('dis');
+const DEA = word('dea');
+const TEM = word('tem');
+
+/**
+ * Whether the SQL text `buf[start, end)` holds, in any case, the first three letters of a
+ * word every match of `leavesSessionState` and `dropsAllStatements` contains (set, listen,
+ * declare, prepare, load, lock, discard, deallocate, temp). Most queries do not, and this
+ * byte scan costs a fraction of decoding them and running the regular expressions.
+ */
+export function mayTouchSession(buf: Buffer, start: number, end: number): boolean {
+  for (let i = start; i + 2 < end; i++) {
+    // `| 0x20` lower-cases ASCII letters and maps no other byte onto one.
+    const c = buf[i]! | 0x20;
+    if (c !== 0x73 && c !== 0x6c && c !== 0x64 && c !== 0x70 && c !== 0x74) continue; // s l d p t
+    const w = (c << 16) | ((buf[i + 1]! | 0x20) << 8) | (buf[i + 2]! | 0x20);
+    if (w === SET || w === LIS || w === DEC || w === PRE || w === LOA || w === LOC || w === DIS || w === DEA || w === TEM) return true;
+  }
+  return false;
+}
+
 /** A simple query that is exactly DISCARD ALL or DEALLOCATE ALL: every prepared statement of the session goes. */
 export function dropsAllStatements(sql: string): boolean {
   return /^\s*(discard\s+all|deallocate\s+(prepare\s+)?all)\s*;?\s*$/i.test(sql);

@@ -30,9 +30,21 @@ export class ClientParams {
 
   /** One string for the whole set: equal strings, equal settings (the common, free case). */
   get signature(): string {
-    this.#signature ??= [...this.values].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, v]) => `${k}=${v}`).join('\0');
+    this.#signature ??= interned([...this.values].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, v]) => `${k}=${v}`).join('\0'));
     return this.#signature;
   }
+}
+
+/** Signatures in use, each held once: clients with the same settings share one string, so comparing them at each checkout is one pointer compare, not a walk over ~100 characters. */
+const signatures = new Map<string, string>();
+const SIGNATURES_MAX = 4096;
+
+function interned(signature: string): string {
+  const known = signatures.get(signature);
+  if (known !== undefined) return known;
+  if (signatures.size >= SIGNATURES_MAX) signatures.clear();
+  signatures.set(signature, signature);
+  return signature;
 }
 
 /** What a server connection was last set to on the clients' behalf. */

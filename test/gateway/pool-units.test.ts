@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ServerStatements, readBind, renamed, serverNameOf, readParse } from '../../gateway/pool/prepared-statements.js';
 import { ACTION, REQ, RequestQueue } from '../../gateway/pool/request-queue.js';
-import { dropsAllStatements, DROPS_ALL_STATEMENTS, leavesSessionState, LEAVES_SESSION_STATE, parsedLeavesSessionState, UnnamedParseVerdicts } from '../../gateway/pool/server-reset.js';
+import { dropsAllStatements, DROPS_ALL_STATEMENTS, leavesSessionState, LEAVES_SESSION_STATE, mayTouchSession, parsedLeavesSessionState, UnnamedParseVerdicts } from '../../gateway/pool/server-reset.js';
 import { ClientParams, optionSettings, ServerParams } from '../../gateway/pool/startup-params.js';
 import { MessageFramer, type FrameSink } from '../../gateway/wire/framer.js';
 
@@ -120,6 +120,39 @@ describe('session state and parameters', () => {
     expect(dropsAllStatements(' DISCARD ALL;')).toBe(true);
     expect(dropsAllStatements('deallocate prepare all')).toBe(true);
     expect(dropsAllStatements('deallocate foo')).toBe(false);
+  });
+
+  it('skips the regular expressions only for text that cannot match them', () => {
+    const bytes = (sql: string) => {
+      const b = Buffer.from(`Q....${sql}\0`);
+      return [b, 5, b.length - 1] as const;
+    };
+    for (const sql of ['SET work_mem = 1', 'ReSeT all', 'listen a', 'DECLARE c CURSOR', 'prepare p as select 1', "LOAD 'x'", 'lock t', 'select pg_try_advisory_lock(1)', "select set_config('a','b',false)", 'create TEMPORARY table t()', 'discard all', 'DEALLOCATE ALL']) {
+      expect(mayTouchSession(...bytes(sql)), sql).toBe(true);
+    }
+    for (const sql of ['SELECT abalance FROM pgbench_accounts WHERE aid = 5;', 'select 1', 'BEGIN', 'COMMIT', 'INSERT INTO h (a) VALUES (1)']) {
+      expect(mayTouchSession(...bytes(sql)), sql).toBe(false);
+    }
+    // A candidate the regular expression then clears.
+    expect(mayTouchSession(...bytes('UPDATE t SET a = 1'))).toBe(true);
+    expect(leavesSessionState('UPDATE t SET a = 1')).toBe(false);
+    // Never a miss: wherever either expression matches, the scan says so too (random text around the words, any case).
+    const parts = ['set', 'reset', 'listen', 'declare', 'prepare', 'load', 'lock', 'discard all', 'deallocate all', 'temp', 'temporary', 'pg_advisory_lock(1)', 'set_config', 'select', ' ', ';', '(', 'a', 'x_1', 'é', '\n', 'local', 'all', 'transaction'];
+    let seed = 7;
+    const next = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31);
+    let matched = 0;
+    for (let n = 0; n < 5_000; n++) {
+      let sql = '';
+      for (let k = next() % 6; k >= 0; k--) {
+        const part = parts[next() % parts.length]!;
+        sql += next() % 2 ? part.toUpperCase() : part;
+      }
+      if (leavesSessionState(sql) || dropsAllStatements(sql)) {
+        matched++;
+        expect(mayTouchSession(...bytes(sql)), sql).toBe(true);
+      }
+    }
+    expect(matched).toBeGreaterThan(1_000);
   });
 
   it("judges a client's unnamed Parse by its bytes: the last text's verdict is reused only for the same bytes", () => {
