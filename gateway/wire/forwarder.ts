@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import { writeToSocket } from './socket-writes.js';
 
 /**
  * Writes byte ranges to a socket, joining ranges that follow each other in the
@@ -48,9 +49,8 @@ export class Forwarder {
     }
     this.#buf = null;
     if (target && !target.destroyed) {
-      target.write(out);
       // Anything still queued may include `out`: the bytes it views must stay as they are.
-      if (target.writableLength > 0) this.wrotePending = true;
+      if (writeToSocket(target, out)) this.wrotePending = true;
     }
   }
 
