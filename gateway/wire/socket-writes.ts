@@ -90,9 +90,11 @@ export function writeToSocket(socket: Socket, data: Buffer): boolean {
   // - nothing queued in libuv (writeQueueSize 0): at most one direct write is ever in flight, so
   //   the next write goes through socket.write, whose Writable sees its own write pending, buffers
   //   what follows and reports writableNeedDrain / 'drain' as before (late by at most this one write);
-  // - open and connected (`writable` is false once ended or destroyed), not TLS (its handle
-  //   encrypts in a layer of its own), no idle timeout (Node refreshes it on each write and
-  //   keeps it from firing during a long one; the gateway sets none).
+  // - open and connected (`writable` is false once ended or destroyed: no write slips past end());
+  // - not TLS: its handle encrypts in a layer of its own and aborts the process on a write made
+  //   while one of its own is pending;
+  // - no idle timeout: Node refreshes it on each write and keeps it from firing during a long
+  //   one (the gateway sets none on its sockets, so it costs nothing there).
   if (
     binding === null ||
     handle == null ||
