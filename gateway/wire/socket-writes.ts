@@ -23,7 +23,7 @@ interface WriteReq {
   async: boolean;
   bytes: number;
   buffer: Buffer | null;
-  socket: Socket;
+  socket: Socket | null;
 }
 
 interface StreamHandle {
@@ -65,11 +65,11 @@ export const directWritesAvailable = binding !== null;
 
 /** A write finished later (libuv queued it): only a failure matters, and it ends the socket as Node's own would. */
 function onDirectWriteComplete(this: WriteReq, status: number): void {
+  directWritesInFlight--;
   this.buffer = null;
-  if (status < 0) {
-    const socket = this.socket;
-    if (!socket.destroyed) socket.destroy(writeError(status));
-  }
+  const socket = this.socket;
+  this.socket = null;
+  if (status < 0 && socket && !socket.destroyed) socket.destroy(writeError(status));
 }
 
 function writeError(errno: number): NodeJS.ErrnoException {
@@ -99,7 +99,8 @@ export function writeToSocket(socket: Socket, data: Buffer): boolean {
     binding === null ||
     handle == null ||
     s.writableLength !== 0 ||
-    handle.writeQueueSize !== 0 ||
+    // Only a direct write can leave libuv's queue non-empty while the Writable is empty: while none is in flight, no need to ask.
+    (directWritesInFlight > 0 && handle.writeQueueSize !== 0) ||
     typeof handle.writeBuffer !== 'function' ||
     !s.writable ||
     s.connecting ||
@@ -110,23 +111,40 @@ export function writeToSocket(socket: Socket, data: Buffer): boolean {
     return socket.writableLength > 0;
   }
   const h = handle as unknown as StreamHandle;
-  const req = new binding.WriteWrap();
+  // A write that completes at once never touches its request object (Node makes the native
+  // request only for a write libuv queues), so one spare serves every such write; making a
+  // WriteWrap per write was a visible cost of its own.
+  const req = (spare ??= newRequest(binding));
   req.handle = h;
+  req.socket = socket;
+  const err = h.writeBuffer(req, data);
+  if (err !== 0) {
+    req.socket = null;
+    socket.destroy(writeError(err));
+    return false;
+  }
+  if (binding.streamBaseState[binding.kLastWriteWasAsync] !== 0) {
+    // libuv writes the rest later from `data` itself: keep it alive until then. The request is now that write's.
+    spare = null;
+    req.async = true;
+    req.buffer = data;
+    directWritesInFlight++;
+    return true;
+  }
+  req.socket = null;
+  return false;
+}
+
+let spare: WriteReq | null = null;
+/** Direct writes libuv still holds, over all sockets. */
+let directWritesInFlight = 0;
+
+function newRequest(b: StreamWrapBinding): WriteReq {
+  const req = new b.WriteWrap();
   req.oncomplete = onDirectWriteComplete;
   req.async = false;
   req.bytes = 0;
   req.buffer = null;
-  req.socket = socket;
-  const err = h.writeBuffer(req, data);
-  if (err !== 0) {
-    socket.destroy(writeError(err));
-    return false;
-  }
-  if (binding.streamBaseState[binding.kLastWriteWasAsync] !== 0 || h.writeQueueSize > 0) {
-    // libuv writes the rest later from `data` itself: keep it alive until then.
-    req.async = true;
-    req.buffer = data;
-    return true;
-  }
-  return false;
+  req.socket = null;
+  return req;
 }
