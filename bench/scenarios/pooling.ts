@@ -1,3 +1,4 @@
+import { roundOrder } from '../alternation.js';
 import { computeRoute, describeRoute } from '../fixtures/compute-socket.js';
 import { NODE_RELAY, NodeRelay } from '../fixtures/node-relay.js';
 import { PgBouncer, pgbouncerInstalled } from '../fixtures/pgbouncer.js';
@@ -84,9 +85,7 @@ export const poolingScenario: Scenario = {
       let done = 0;
       for (let r = 0; r < rounds; r++) {
         for (const variant of variants) {
-          // Rotate the order each round so no system always runs first (warm caches, drift).
-          const order = systems.map((_, i) => systems[(i + r) % systems.length]!);
-          for (const [name, target] of order) {
+          for (const [name, target] of roundOrder(systems, r)) {
             ctx.progress(`round ${r + 1}/${rounds}: ${variant.name}: ${name} (${++done}/${total})`);
             const pid = proxyPid.get(name);
             const cpuBefore = pid ? await cpuTimeMs(pid) : undefined;

@@ -13,7 +13,7 @@ import type { ServerPool, Waiter } from './pool.js';
 import { ClientStatements, closeStatement, readBind, readParse, readTarget, renamed, renamedParse, serverNameOf, type ClientStatement, type ParsedParse } from './prepared-statements.js';
 import { ACTION, REQ, type RequestAction } from './request-queue.js';
 import { captureSession, replaySession, type SessionState } from './session-move.js';
-import { dropsAllStatements, DROPS_ALL_STATEMENTS, leavesSessionState, LEAVES_SESSION_STATE, mayTouchSession, UnnamedParseVerdicts } from './server-reset.js';
+import { DROPS_ALL_STATEMENTS, LEAVES_SESSION_STATE, mayTouchSession, sessionVerdict, UnnamedParseVerdicts } from './server-reset.js';
 import type { ClientParams } from './startup-params.js';
 
 const M_QUERY = 0x51; // Q
@@ -301,7 +301,7 @@ export class PooledClient implements ServerClient, FrameSink {
     const q = server.queue;
     switch (type) {
       case M_QUERY:
-        if (tx && mayTouchSession(buf, s + 5, e - 1)) this.#inspect(server, buf.toString('utf8', s + 5, e - 1));
+        if (tx && mayTouchSession(buf, s + 5, e - 1)) this.#noteSession(server, sessionVerdict(buf.toString('utf8', s + 5, e - 1), false));
         q.push(REQ.query, ACTION.forward);
         break;
       case M_PARSE:
@@ -383,9 +383,10 @@ export class PooledClient implements ServerClient, FrameSink {
 
   // ---- transaction mode: statements and session state ----
 
-  #inspect(server: PoolServer, sql: string): void {
-    if (leavesSessionState(sql)) server.dirty = true;
-    if (dropsAllStatements(sql)) {
+  /** What a statement's SQL may do (`sessionVerdict` bits), noted on the server and the client. */
+  #noteSession(server: PoolServer, verdict: number): void {
+    if (verdict & LEAVES_SESSION_STATE) server.dirty = true;
+    if (verdict & DROPS_ALL_STATEMENTS) {
       this.statements.clear();
       server.watchDiscard = true;
     }
@@ -394,12 +395,7 @@ export class PooledClient implements ServerClient, FrameSink {
   #parse(server: PoolServer, buf: Buffer, s: number, e: number): void {
     if (s + 6 < e && buf[s + 5] === 0) {
       // Unnamed: passed on as it is, after a look at what its SQL may leave behind.
-      const verdict = (this.#unnamedParses ??= new UnnamedParseVerdicts()).of(buf, s + 6, e);
-      if (verdict & LEAVES_SESSION_STATE) server.dirty = true;
-      if (verdict & DROPS_ALL_STATEMENTS) {
-        this.statements.clear();
-        server.watchDiscard = true;
-      }
+      this.#noteSession(server, (this.#unnamedParses ??= new UnnamedParseVerdicts()).of(buf, s + 6, e));
       server.queue.push(REQ.parse, ACTION.forward);
       server.toServer.pass(buf, s, e);
       return;
@@ -422,7 +418,7 @@ export class PooledClient implements ServerClient, FrameSink {
     let st = this.statements.get(p.name);
     if (!st || st.serverName !== serverName) {
       const sql = buf.toString('utf8', p.contentStart, p.queryEnd);
-      st = { serverName, parse: renamedParse(buf, p.contentStart, e, serverName), touchesSession: leavesSessionState(sql) || dropsAllStatements(sql) };
+      st = { serverName, parse: renamedParse(buf, p.contentStart, e, serverName), touchesSession: sessionVerdict(sql, false) !== 0 };
       this.statements.set(p.name, st);
     }
     return st;

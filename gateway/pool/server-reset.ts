@@ -60,6 +60,11 @@ export function mayTouchSession(buf: Buffer, start: number, end: number): boolea
   return false;
 }
 
+/** `LEAVES_SESSION_STATE | DROPS_ALL_STATEMENTS` bits for SQL text; `parsed`: the text of a Parse (its answer is remembered). */
+export function sessionVerdict(sql: string, parsed: boolean): number {
+  return ((parsed ? parsedLeavesSessionState(sql) : leavesSessionState(sql)) ? LEAVES_SESSION_STATE : 0) | (dropsAllStatements(sql) ? DROPS_ALL_STATEMENTS : 0);
+}
+
 /** A simple query that is exactly DISCARD ALL or DEALLOCATE ALL: every prepared statement of the session goes. */
 export function dropsAllStatements(sql: string): boolean {
   return /^\s*(discard\s+all|deallocate\s+(prepare\s+)?all)\s*;?\s*$/i.test(sql);
@@ -105,7 +110,7 @@ export class UnnamedParseVerdicts {
     const queryEnd = buf.indexOf(0, start);
     if (queryEnd < 0 || queryEnd >= end) throw new Error('malformed Parse message');
     const sql = buf.toString('utf8', start, queryEnd);
-    this.#verdict = (parsedLeavesSessionState(sql) ? LEAVES_SESSION_STATE : 0) | (dropsAllStatements(sql) ? DROPS_ALL_STATEMENTS : 0);
+    this.#verdict = sessionVerdict(sql, true);
     this.#content = Buffer.from(buf.subarray(start, end));
     return this.#verdict;
   }
