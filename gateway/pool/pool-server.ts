@@ -75,6 +75,8 @@ export class PoolServer implements FrameSink {
 
   #client: ServerClient | null = null;
   #out = new Forwarder(null);
+  /** What a client let go by `handOver` is still owed (its last ReadyForQuery), until `flushHandedOver`. */
+  #handedOver = new Forwarder(null);
   #framer: MessageFramer;
   #collecting: { rows: (string | null)[][]; error: string | null; done: (r: QueryResult) => void; fail: (e: Error) => void }[] = [];
   #drainWait = false;
@@ -117,6 +119,32 @@ export class PoolServer implements FrameSink {
     this.#out.flush();
     this.#client = null;
     this.#out.target = null;
+    this.#stopDrainWait();
+  }
+
+  /**
+   * Lets go of the client like `unlink`, but keeps what it is still owed (its last
+   * ReadyForQuery) unwritten until `flushHandedOver`: the pool hands the connection on in
+   * between, so the next client's request reaches the compute before the write to this
+   * client, not after it. The compute is what the queue waits for. The connection is free
+   * before the client can see its ReadyForQuery all the same.
+   */
+  handOver(): void {
+    const owed = this.#out;
+    this.#out = this.#handedOver;
+    this.#handedOver = owed;
+    this.#client = null;
+    this.#stopDrainWait();
+  }
+
+  /** Writes what the client let go by `handOver` was owed. */
+  flushHandedOver(): void {
+    const owed = this.#handedOver;
+    owed.flush();
+    owed.target = null;
+  }
+
+  #stopDrainWait(): void {
     if (this.#drainWait) {
       this.#drainWait = false;
       this.socket.resume();
@@ -180,8 +208,9 @@ export class PoolServer implements FrameSink {
       this.socket.destroy();
     }
     // A write that did not finish at once (to this client, or to the one it served before) still points into the read buffer.
-    if (this.#out.wrotePending) {
+    if (this.#out.wrotePending || this.#handedOver.wrotePending) {
       this.#out.wrotePending = false;
+      this.#handedOver.wrotePending = false;
       this.#reads.retain();
     }
     const now = this.#out.target;

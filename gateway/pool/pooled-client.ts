@@ -515,13 +515,14 @@ export class PooledClient implements ServerClient, FrameSink {
     if (!idle) return;
     if (this.o.mode === 'transaction') {
       const server = this.#server!;
-      // This client lets go first (its next message will need a new checkout); then its last
-      // ReadyForQuery, still in the server's output, is flushed; then the pool may hand the
-      // server on, at once, to the next client in the queue.
+      // This client lets go first (its next message will need a new checkout); the pool may
+      // hand the server on at once to the next client in the queue, whose request then goes
+      // to the compute; only then is this client's last ReadyForQuery written.
       this.#server = null;
       this.#endCheckout();
-      server.unlink();
+      server.handOver();
       this.o.pool.release(server);
+      server.flushHandedOver();
       return;
     }
     this.#endCheckout();
