@@ -6,6 +6,7 @@ import { COMPARED_SYSTEMS, DIRECT, sharedComparedSystems, systemName } from '../
 import type { HeadlineRatio, Scenario } from '../scenario.js';
 import { formatRatio, ratioSpread, round, spread } from '../stats.js';
 import { describeRunLength, pgbench, pgbenchInit, type PgbenchTarget, type RunLength } from '../tools/pgbench.js';
+import { allCpus, pin, pinWithChildren, proxyOwnCore, SHARED_CPUS, type CpuLayout } from '../tools/cpu-layout.js';
 import { cpuTimeMs } from '../tools/proc.js';
 
 const CLIENTS = 50;
@@ -23,14 +24,24 @@ const VARIANTS: { name: string; extra: string[] }[] = [
 ];
 /** Quick: the simple protocol only (connection-rate measures -C), a fixed number of transactions per client. */
 const QUICK_VARIANTS = VARIANTS.filter((v) => v.name === 'simple');
+/** With the proxy on a core of its own: the two protocols (with -C, connection set-up on the compute's core dominates). */
+const OWN_CORE_VARIANTS = VARIANTS.filter((v) => v.name !== 'simple, -C');
 const QUICK_TRANSACTIONS = 150;
+
+/** Confines the compute (postmaster and backends) and the proxies as `layout` says; SHARED_CPUS frees them again. */
+async function lay(layout: CpuLayout, computePid: number, proxyPids: number[]): Promise<void> {
+  await pinWithChildren(computePid, layout.loadCpus ?? allCpus());
+  for (const pid of proxyPids) await pin(pid, layout.proxyCpus ?? allCpus());
+}
 
 /**
  * Transaction pooling (issue 4): pgbench -S -c 50 over a pool of 10 server
  * connections, through pgwake and through PgBouncer (both in transaction mode,
  * same pool size, same compute), and directly against that compute with 50
  * backends. Systems alternate within each round; figures are ratios to direct
- * Postgres and to PgBouncer.
+ * Postgres and to PgBouncer. Run twice over: with every process free to use
+ * every core, and (where the machine has two or more) with the proxy on a core
+ * of its own, as poolers are deployed (bench/tools/cpu-layout.ts).
  */
 export const poolingScenario: Scenario = {
   name: 'pooling',
@@ -77,47 +88,63 @@ export const poolingScenario: Scenario = {
       } catch (err) {
         notes.push(`The ${NODE_RELAY} did not start (${(err as Error).message.split('\n')[0]}): its row is left out.`);
       }
+      const layouts: { layout: CpuLayout; variants: typeof VARIANTS }[] = [{ layout: SHARED_CPUS, variants }];
+      const ownCore = await proxyOwnCore();
+      if (ownCore.layout) layouts.push({ layout: ownCore.layout, variants: ctx.quick ? QUICK_VARIANTS : OWN_CORE_VARIANTS });
+      else notes.push(`The runs with the proxy on a core of its own are left out: ${ownCore.reason}.`);
+      const computePid = await pgwake.computePid(db!);
       const tps = new Map<string, number[]>();
       const failed = new Map<string, number>();
       const cpuPerTx = new Map<string, { user: number[]; system: number[] }>();
-      const key = (variant: string, system: string) => `${variant} | ${system}`;
-      const total = rounds * variants.length * systems.length;
+      const key = (layout: CpuLayout, variant: string, system: string) => `${layout.name} | ${variant} | ${system}`;
+      const total = rounds * systems.length * layouts.reduce((n, l) => n + l.variants.length, 0);
       let done = 0;
-      for (let r = 0; r < rounds; r++) {
-        for (const variant of variants) {
-          for (const [name, target] of roundOrder(systems, r)) {
-            ctx.progress(`round ${r + 1}/${rounds}: ${variant.name}: ${name} (${++done}/${total})`);
-            const pid = proxyPid.get(name);
-            const cpuBefore = pid ? await cpuTimeMs(pid) : undefined;
-            const result = await pgbench(target, { clients: CLIENTS, ...length, extra: variant.extra });
-            const k = key(variant.name, name);
-            if (pid && cpuBefore && result.transactions > 0) {
-              const cpuAfter = await cpuTimeMs(pid);
-              const per = cpuPerTx.get(k) ?? { user: [], system: [] };
-              per.user.push(((cpuAfter.user - cpuBefore.user) * 1000) / result.transactions);
-              per.system.push(((cpuAfter.system - cpuBefore.system) * 1000) / result.transactions);
-              cpuPerTx.set(k, per);
+      for (const { layout, variants: laidOut } of layouts) {
+        const pinned = layout !== SHARED_CPUS;
+        if (pinned) await lay(layout, computePid, [...proxyPid.values()]);
+        try {
+          for (let r = 0; r < rounds; r++) {
+            for (const variant of laidOut) {
+              for (const [name, target] of roundOrder(systems, r)) {
+                ctx.progress(`${pinned ? 'proxy on its own core: ' : ''}round ${r + 1}/${rounds}: ${variant.name}: ${name} (${++done}/${total})`);
+                const pid = proxyPid.get(name);
+                const cpuBefore = pid ? await cpuTimeMs(pid) : undefined;
+                const result = await pgbench(target, { clients: CLIENTS, ...length, extra: variant.extra, cpus: layout.loadCpus });
+                const k = key(layout, variant.name, name);
+                if (pid && cpuBefore && result.transactions > 0) {
+                  const cpuAfter = await cpuTimeMs(pid);
+                  const per = cpuPerTx.get(k) ?? { user: [], system: [] };
+                  per.user.push(((cpuAfter.user - cpuBefore.user) * 1000) / result.transactions);
+                  per.system.push(((cpuAfter.system - cpuBefore.system) * 1000) / result.transactions);
+                  cpuPerTx.set(k, per);
+                }
+                tps.set(k, [...(tps.get(k) ?? []), result.tps]);
+                failed.set(k, (failed.get(k) ?? 0) + result.failed);
+              }
             }
-            tps.set(k, [...(tps.get(k) ?? []), result.tps]);
-            failed.set(k, (failed.get(k) ?? 0) + result.failed);
           }
+        } finally {
+          if (pinned) await lay(SHARED_CPUS, computePid, [...proxyPid.values()]);
         }
       }
       const rows: (string | number)[][] = [];
       const cpuRows: (string | number)[][] = [];
       const ratios: HeadlineRatio[] = [];
-      for (const variant of variants) {
-        const runs = (system: string) => tps.get(key(variant.name, system))!;
-        const measure = `TPS, pgbench -S -c ${CLIENTS} over a pool of ${POOL_SIZE}, ${variant.name}`;
-        ratios.push({ measure, system: POOLED, baseline: DIRECT, ratio: ratioSpread(runs(POOLED), runs(DIRECT)), better: 'higher' });
-        if (bouncer) ratios.push({ measure, system: POOLED, baseline: BOUNCER, ratio: ratioSpread(runs(POOLED), runs(BOUNCER)), better: 'higher' });
-        for (const [name] of systems) {
-          const s = spread(runs(name));
-          rows.push([variant.name, name, round(s.median, 0), round(s.min, 0), round(s.max, 0), formatRatio(ratioSpread(runs(name), runs(DIRECT))), bouncer ? formatRatio(ratioSpread(runs(name), runs(BOUNCER))) : '—', failed.get(key(variant.name, name))!]);
-          const cpu = cpuPerTx.get(key(variant.name, name));
-          if (cpu) {
-            const user = spread(cpu.user);
-            cpuRows.push([variant.name, name, round(user.median, 1), round(user.min, 1), round(user.max, 1), round(spread(cpu.system).median, 1)]);
+      for (const { layout, variants: laidOut } of layouts) {
+        const where = layout === SHARED_CPUS ? '' : ', proxy on a core of its own';
+        for (const variant of laidOut) {
+          const runs = (system: string) => tps.get(key(layout, variant.name, system))!;
+          const measure = `TPS, pgbench -S -c ${CLIENTS} over a pool of ${POOL_SIZE}, ${variant.name}${where}`;
+          ratios.push({ measure, system: POOLED, baseline: DIRECT, ratio: ratioSpread(runs(POOLED), runs(DIRECT)), better: 'higher' });
+          if (bouncer) ratios.push({ measure, system: POOLED, baseline: BOUNCER, ratio: ratioSpread(runs(POOLED), runs(BOUNCER)), better: 'higher' });
+          for (const [name] of systems) {
+            const s = spread(runs(name));
+            rows.push([layout.name, variant.name, name, round(s.median, 0), round(s.min, 0), round(s.max, 0), formatRatio(ratioSpread(runs(name), runs(DIRECT))), bouncer ? formatRatio(ratioSpread(runs(name), runs(BOUNCER))) : '—', failed.get(key(layout, variant.name, name))!]);
+            const cpu = cpuPerTx.get(key(layout, variant.name, name));
+            if (cpu) {
+              const user = spread(cpu.user);
+              cpuRows.push([layout.name, variant.name, name, round(user.median, 1), round(user.min, 1), round(user.max, 1), round(spread(cpu.system).median, 1)]);
+            }
           }
         }
       }
@@ -125,12 +152,12 @@ export const poolingScenario: Scenario = {
         tables: [
           {
             title: `pgbench -S -c ${CLIENTS} -j 2 ${describeRunLength(length)} × ${rounds} rounds, pool of ${POOL_SIZE} (pgwake, PgBouncer): TPS`,
-            columns: ['protocol', 'system', 'median', 'min', 'max', '× direct (within a round)', '× PgBouncer (within a round)', 'failed tx'],
+            columns: ['CPUs', 'protocol', 'system', 'median', 'min', 'max', '× direct (within a round)', '× PgBouncer (within a round)', 'failed tx'],
             rows,
           },
           {
             title: 'CPU of the proxy process per transaction, µs (from /proc/<pid>/stat around each run, 10 ms ticks; the 50 clients\' logins are in it, which weighs in short quick runs)',
-            columns: ['protocol', 'system', 'user, median', 'user, min', 'user, max', 'system, median'],
+            columns: ['CPUs', 'protocol', 'system', 'user, median', 'user, min', 'user, max', 'system, median'],
             rows: cpuRows,
           },
         ],
@@ -138,6 +165,9 @@ export const poolingScenario: Scenario = {
         notes: [
           ...notes,
           `Direct Postgres serves the ${CLIENTS} clients with ${CLIENTS} backends; the poolers with ${POOL_SIZE}.`,
+          `Two layouts. "${SHARED_CPUS.name}": pgbench, the compute and the proxy compete for the same cores, so a proxy's CPU per transaction is taken from Postgres and pgbench and its TPS follows that cost. ` +
+            'With the proxy on a core of its own (taskset; the compute\'s postmaster and backends and pgbench on the other), as poolers are deployed, TPS follows what the proxy does to the latency and the work of the compute\'s core instead. ' +
+            'In that layout direct Postgres has one core, so its column there is a reference only.',
           'Goal (issue 4): pgwake in transaction mode at least PgBouncer\'s TPS in each row.',
           ...(ctx.quick ? [`Quick: the simple protocol only, ${QUICK_TRANSACTIONS} transactions per client; \`npm run bench -- pooling\` adds the extended protocol and -C, 10 s runs.`] : []),
         ],

@@ -103,7 +103,7 @@ export function describeRunLength(l: RunLength): string {
 /** One pgbench run; `extra` carries -S, -M, -C and the like. */
 export async function pgbench(
   t: PgbenchTarget,
-  o: RunLength & { clients: number; extra?: string[]; threads?: number; progressSeconds?: number; latencySampleRate?: number },
+  o: RunLength & { clients: number; extra?: string[]; threads?: number; progressSeconds?: number; latencySampleRate?: number; cpus?: string },
 ): Promise<PgbenchRun> {
   const threads = o.threads ?? Math.min(o.clients, 2);
   const logDir = o.latencySampleRate ? await mkdtemp(path.join(tmpdir(), 'pgwake-bench-pgbench-')) : undefined;
@@ -112,11 +112,10 @@ export async function pgbench(
     ...(logDir ? ['-l', `--log-prefix=${path.join(logDir, 'tx')}`, `--sampling-rate=${o.latencySampleRate}`] : []),
   ];
   try {
-    const { stdout, stderr } = await run(
-      'pgbench',
-      ['-n', '-c', String(o.clients), '-j', String(threads), ...(o.seconds !== undefined ? ['-T', String(o.seconds)] : ['-t', String(o.transactionsPerClient)]), ...optional, ...(o.extra ?? []), ...args(t), t.database],
-      { env: env(t), maxBuffer: 16 * 1024 * 1024 },
-    ).catch((err: Error & { stderr?: string; stdout?: string }) => {
+    const pgbenchArgs = ['-n', '-c', String(o.clients), '-j', String(threads), ...(o.seconds !== undefined ? ['-T', String(o.seconds)] : ['-t', String(o.transactionsPerClient)]), ...optional, ...(o.extra ?? []), ...args(t), t.database];
+    // `cpus`: pgbench confined to those CPUs (taskset), for a run laid out by bench/tools/cpu-layout.
+    const [command, commandArgs]: [string, string[]] = o.cpus ? ['taskset', ['-c', o.cpus, 'pgbench', ...pgbenchArgs]] : ['pgbench', pgbenchArgs];
+    const { stdout, stderr } = await run(command, commandArgs, { env: env(t), maxBuffer: 16 * 1024 * 1024 }).catch((err: Error & { stderr?: string; stdout?: string }) => {
       throw new Error(`pgbench failed: ${err.stderr?.trim().split('\n').slice(-5).join('\n') || err.message}`);
     });
     const result: PgbenchRun = parsePgbenchSummary(stdout);
