@@ -99,6 +99,21 @@ export const poolingScenario: Scenario = {
       const key = (layout: CpuLayout, variant: string, system: string) => `${layout.name} | ${variant} | ${system}`;
       const total = rounds * systems.length * layouts.reduce((n, l) => n + l.variants.length, 0);
       let done = 0;
+      /** One pgbench run through `name`, its TPS, failures and the proxy's CPU per transaction kept under `k`. */
+      const measureRun = async (k: string, name: string, target: PgbenchTarget, extra: string[], cpus: string | undefined): Promise<void> => {
+        const pid = proxyPid.get(name);
+        const cpuBefore = pid ? await cpuTimeMs(pid) : undefined;
+        const result = await pgbench(target, { clients: CLIENTS, ...length, extra, cpus });
+        if (pid && cpuBefore && result.transactions > 0) {
+          const cpuAfter = await cpuTimeMs(pid);
+          const per = cpuPerTx.get(k) ?? { user: [], system: [] };
+          per.user.push(((cpuAfter.user - cpuBefore.user) * 1000) / result.transactions);
+          per.system.push(((cpuAfter.system - cpuBefore.system) * 1000) / result.transactions);
+          cpuPerTx.set(k, per);
+        }
+        tps.set(k, [...(tps.get(k) ?? []), result.tps]);
+        failed.set(k, (failed.get(k) ?? 0) + result.failed);
+      };
       for (const { layout, variants: laidOut } of layouts) {
         const pinned = layout !== SHARED_CPUS;
         if (pinned) await lay(layout, computePid, [...proxyPid.values()]);
@@ -107,19 +122,7 @@ export const poolingScenario: Scenario = {
             for (const variant of laidOut) {
               for (const [name, target] of roundOrder(systems, r)) {
                 ctx.progress(`${pinned ? 'proxy on its own core: ' : ''}round ${r + 1}/${rounds}: ${variant.name}: ${name} (${++done}/${total})`);
-                const pid = proxyPid.get(name);
-                const cpuBefore = pid ? await cpuTimeMs(pid) : undefined;
-                const result = await pgbench(target, { clients: CLIENTS, ...length, extra: variant.extra, cpus: layout.loadCpus });
-                const k = key(layout, variant.name, name);
-                if (pid && cpuBefore && result.transactions > 0) {
-                  const cpuAfter = await cpuTimeMs(pid);
-                  const per = cpuPerTx.get(k) ?? { user: [], system: [] };
-                  per.user.push(((cpuAfter.user - cpuBefore.user) * 1000) / result.transactions);
-                  per.system.push(((cpuAfter.system - cpuBefore.system) * 1000) / result.transactions);
-                  cpuPerTx.set(k, per);
-                }
-                tps.set(k, [...(tps.get(k) ?? []), result.tps]);
-                failed.set(k, (failed.get(k) ?? 0) + result.failed);
+                await measureRun(key(layout, variant.name, name), name, target, variant.extra, layout.loadCpus);
               }
             }
           }
