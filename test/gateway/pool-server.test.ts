@@ -30,7 +30,7 @@ async function connection(onread?: net.OnReadOpts): Promise<{ near: net.Socket; 
 }
 
 const until = async (check: () => boolean) => {
-  for (let i = 0; i < 200 && !check(); i++) await new Promise((r) => setTimeout(r, 5));
+  for (let i = 0; i < 1000 && !check(); i++) await new Promise((r) => setTimeout(r, 5));
 };
 
 const commandComplete = (tag: string) => {
