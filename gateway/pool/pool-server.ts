@@ -115,16 +115,15 @@ export class PoolServer implements FrameSink {
     this.#out.target = client.socket;
   }
 
+  /** Lets go of the client, writing what it is still owed now. */
   unlink(): void {
-    this.#out.flush();
-    this.#client = null;
-    this.#out.target = null;
-    this.#stopDrainWait();
+    this.handOver();
+    this.flushHandedOver();
   }
 
   /**
-   * Lets go of the client like `unlink`, but keeps what it is still owed (its last
-   * ReadyForQuery) unwritten until `flushHandedOver`: the pool hands the connection on in
+   * Lets go of the client, but keeps what it is still owed (its last ReadyForQuery)
+   * unwritten until `flushHandedOver`: the pool hands the connection on in
    * between, so the next client's request reaches the compute before the write to this
    * client, not after it. The compute is what the queue waits for. The connection is free
    * before the client can see its ReadyForQuery all the same.
@@ -134,7 +133,10 @@ export class PoolServer implements FrameSink {
     this.#out = this.#handedOver;
     this.#handedOver = owed;
     this.#client = null;
-    this.#stopDrainWait();
+    if (this.#drainWait) {
+      this.#drainWait = false;
+      this.socket.resume();
+    }
   }
 
   /** Writes what the client let go by `handOver` was owed. */
@@ -142,13 +144,6 @@ export class PoolServer implements FrameSink {
     const owed = this.#handedOver;
     owed.flush();
     owed.target = null;
-  }
-
-  #stopDrainWait(): void {
-    if (this.#drainWait) {
-      this.#drainWait = false;
-      this.socket.resume();
-    }
   }
 
   close(): void {
